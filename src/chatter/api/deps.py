@@ -1,0 +1,53 @@
+"""FastAPI dependencies: the container, a session per request, the current user."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatter.container import Container
+from chatter.errors import Unauthorized
+from chatter.storage.models import User
+
+_bearer = HTTPBearer(auto_error=False, description="An access token or an API key.")
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+async def get_session(container: ContainerDep) -> AsyncIterator[AsyncSession]:
+    async with container.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_correlation_id(request: Request) -> str:
+    value: str = request.state.correlation_id
+    return value
+
+
+CorrelationId = Annotated[str, Depends(get_correlation_id)]
+
+
+async def get_current_user(
+    container: ContainerDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Missing bearer token: send 'Authorization: Bearer <token or key>'.")
+    return await container.auth.authenticate(session=session, bearer=credentials.credentials)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

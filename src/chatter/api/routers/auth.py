@@ -1,0 +1,87 @@
+"""/api/v1/auth: register, login, refresh, logout, me, API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.schemas.auth import (
+    ApiKeyCreatedOut,
+    ApiKeyCreateIn,
+    ApiKeyOut,
+    LoginIn,
+    RefreshIn,
+    RegisterIn,
+    TokenPairOut,
+    UserOut,
+)
+from chatter.api.schemas.common import ERROR_RESPONSES
+from chatter.services.auth import TokenPair
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=ERROR_RESPONSES)
+
+
+def _pair_out(pair: TokenPair) -> TokenPairOut:
+    return TokenPairOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+    )
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(body: RegisterIn, container: ContainerDep, session: SessionDep) -> UserOut:
+    user = await container.accounts.register(
+        session=session, email=body.email, password=body.password, display_name=body.display_name
+    )
+    return UserOut.model_validate(user)
+
+
+@router.post("/login")
+async def login(body: LoginIn, container: ContainerDep, session: SessionDep) -> TokenPairOut:
+    pair = await container.auth.login(session=session, email=body.email, password=body.password)
+    return _pair_out(pair)
+
+
+@router.post("/refresh")
+async def refresh(body: RefreshIn, container: ContainerDep, session: SessionDep) -> TokenPairOut:
+    pair = await container.auth.refresh(session=session, refresh_token=body.refresh_token)
+    return _pair_out(pair)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshIn, container: ContainerDep, session: SessionDep) -> Response:
+    await container.auth.logout(session=session, refresh_token=body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(user)
+
+
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED)
+async def create_api_key(
+    body: ApiKeyCreateIn, user: CurrentUser, container: ContainerDep, session: SessionDep
+) -> ApiKeyCreatedOut:
+    created = await container.api_keys.create(
+        session=session, user=user, name=body.name, expires_at=body.expires_at
+    )
+    out = ApiKeyOut.model_validate(created.record)
+    return ApiKeyCreatedOut(**out.model_dump(), key=created.key)
+
+
+@router.get("/api-keys")
+async def list_api_keys(
+    user: CurrentUser, container: ContainerDep, session: SessionDep
+) -> list[ApiKeyOut]:
+    keys = await container.api_keys.list(session=session, user=user)
+    return [ApiKeyOut.model_validate(key) for key in keys]
+
+
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_api_key(
+    key_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+) -> Response:
+    await container.api_keys.revoke(session=session, user=user, key_id=key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

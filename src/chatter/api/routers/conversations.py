@@ -1,0 +1,104 @@
+"""/api/v1/conversations: CRUD and message history, owner-scoped."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.schemas.common import ERROR_RESPONSES, PageOut
+from chatter.api.schemas.conversations import (
+    ConversationCreateIn,
+    ConversationOut,
+    ConversationUpdateIn,
+    MessageOut,
+)
+from chatter.domain.enums import ConversationStatus
+from chatter.errors import BadRequest
+from chatter.services.conversations import ConversationDraft
+
+router = APIRouter(
+    prefix="/api/v1/conversations", tags=["conversations"], responses=ERROR_RESPONSES
+)
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size, at most 100.")]
+Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the last page.")]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_conversation(
+    body: ConversationCreateIn, user: CurrentUser, container: ContainerDep, session: SessionDep
+) -> ConversationOut:
+    draft = ConversationDraft(**body.model_dump())
+    conversation = await container.conversations.create(session=session, user=user, draft=draft)
+    return ConversationOut.model_validate(conversation)
+
+
+@router.get("")
+async def list_conversations(
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    status: ConversationStatus | None = None,
+) -> PageOut[ConversationOut]:
+    page = await container.conversations.list(
+        session=session, user=user, limit=limit, cursor=cursor, status=status
+    )
+    items = [ConversationOut.model_validate(c) for c in page.items]
+    return PageOut[ConversationOut](items=items, next_cursor=page.next_cursor)
+
+
+@router.get("/{conversation_id}")
+async def get_conversation(
+    conversation_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+) -> ConversationOut:
+    conversation = await container.conversations.get(
+        session=session, user=user, conversation_id=conversation_id
+    )
+    return ConversationOut.model_validate(conversation)
+
+
+@router.patch("/{conversation_id}")
+async def update_conversation(
+    conversation_id: str,
+    body: ConversationUpdateIn,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+) -> ConversationOut:
+    changes = body.model_dump(exclude_unset=True)
+    if "status" in changes and changes["status"] is None:
+        raise BadRequest("status cannot be null.", details={"field": "status"})
+    conversation = await container.conversations.update(
+        session=session, user=user, conversation_id=conversation_id, changes=changes
+    )
+    return ConversationOut.model_validate(conversation)
+
+
+@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_conversation(
+    conversation_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+) -> Response:
+    await container.conversations.delete(
+        session=session, user=user, conversation_id=conversation_id
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{conversation_id}/messages")
+async def list_messages(
+    conversation_id: str,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> PageOut[MessageOut]:
+    page = await container.conversations.messages(
+        session=session, user=user, conversation_id=conversation_id, limit=limit, cursor=cursor
+    )
+    items = [MessageOut.model_validate(m) for m in page.items]
+    return PageOut[MessageOut](items=items, next_cursor=page.next_cursor)

@@ -1,0 +1,76 @@
+"""Conversation and message bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from chatter.api.schemas.common import ApiModel
+from chatter.domain.enums import ConversationStatus
+
+WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class ConversationCreateIn(BaseModel):
+    title: str | None = Field(default=None, max_length=200)
+    default_provider: str | None = Field(default=None, max_length=64)
+    default_model: str | None = Field(default=None, max_length=128)
+    default_system_prompt: str | None = Field(default=None, max_length=20_000)
+    default_workflow: str | None = Field(default=None, pattern=WORKFLOW_NAME)
+
+
+class ConversationUpdateIn(ConversationCreateIn):
+    status: ConversationStatus | None = None
+
+
+class ConversationOut(ApiModel):
+    id: str
+    user_id: str
+    title: str | None
+    status: str
+    default_provider: str | None
+    default_model: str | None
+    default_system_prompt: str | None
+    default_workflow: str | None
+    message_count: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    total_cost: Decimal
+    last_message_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageOut(ApiModel):
+    id: str
+    conversation_id: str
+    sequence: int
+    role: str
+    content: str
+    status: str
+    error: str | None
+    tool_calls: list[dict[str, Any]] | None
+    tool_call_id: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost: Decimal
+    cost_known: bool
+    currency: str
+    usage_source: str | None
+    provider_used: str | None
+    model_used: str | None
+    response_time_ms: int | None
+    time_to_first_token_ms: int | None
+    finish_reason: str | None
+    correlation_id: str | None
+    workflow_execution_id: str | None
+    created_at: datetime

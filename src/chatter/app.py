@@ -1,0 +1,93 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from chatter.api.errors import install_error_handlers
+from chatter.api.routers import auth, conversations, health
+from chatter.container import Container
+from chatter.observability.logging import configure_logging, get_logger
+from chatter.observability.request_context import RequestContextMiddleware
+from chatter.settings import Settings
+from chatter.storage.migrate import pending_migrations
+
+log = get_logger("chatter.app")
+
+
+class UnmigratedDatabaseError(RuntimeError):
+    pass
+
+
+async def _check_migrated(container: Container) -> None:
+    pending = await pending_migrations(container.engine)
+    if pending:
+        raise UnmigratedDatabaseError(
+            f"The database at {container.engine.url.render_as_string(hide_password=True)} "
+            f"is not migrated ({len(pending)} pending migration(s)). "
+            "Run `chatter db upgrade` (or `make run`) first."
+        )
+
+
+async def _bootstrap_admin(container: Container) -> None:
+    async with container.sessions() as session:
+        created = await container.accounts.bootstrap_admin(
+            session=session, api_keys=container.api_keys
+        )
+    if created is None:
+        return
+    # Printed once, on purpose: the key is not stored anywhere in clear.
+    print(
+        "\n"
+        "  Chatter created a first admin on this empty database.\n"
+        f"    email:    {created.user.email}\n"
+        f"    password: {created.password}\n"
+        f"    API key:  {created.api_key.key}\n"
+        "  Save them now; they are not shown again.\n"
+        f'  Try: curl -H "Authorization: Bearer {created.api_key.key}" '
+        f"http://{container.settings.host}:{container.settings.port}/api/v1/auth/me\n",
+        flush=True,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container = Container.build(settings)
+        try:
+            await _check_migrated(container)
+            if settings.env == "development" and settings.bootstrap_admin:
+                await _bootstrap_admin(container)
+            app.state.container = container
+            log.info("started", env=settings.env)
+            yield
+        finally:
+            await container.aclose()
+
+    app = FastAPI(
+        title="Chatter",
+        version="0.1.0",
+        description="Self-hosted LLM chat and workflow backend where no usage is ever lost.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Correlation-ID"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    for router in (health.router, auth.router, conversations.router):
+        app.include_router(router)
+    return app

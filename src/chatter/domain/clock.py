@@ -1,0 +1,9 @@
+"""Time helpers: every timestamp in Chatter is tz-aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,62 @@
+"""One exception tree for the whole service; `api/errors.py` maps it to HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChatterError(Exception):
+    """Base of every error Chatter raises on purpose."""
+
+    code = "error"
+    status_code = 500
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequest(ChatterError):
+    code = "bad_request"
+    status_code = 400
+
+
+class Unauthorized(ChatterError):
+    code = "unauthorized"
+    status_code = 401
+
+
+class Forbidden(ChatterError):
+    code = "forbidden"
+    status_code = 403
+
+
+class NotFound(ChatterError):
+    code = "not_found"
+    status_code = 404
+
+
+class Conflict(ChatterError):
+    code = "conflict"
+    status_code = 409
+
+
+class ProviderNotConfigured(BadRequest):
+    code = "provider_not_configured"
+
+
+class UnknownModel(BadRequest):
+    code = "unknown_model"
+
+
+class ProviderError(ChatterError):
+    """The model provider failed (HTTP error, timeout, broken stream)."""
+
+    code = "provider_error"
+    status_code = 502
+
+
+class ServiceUnavailable(ChatterError):
+    code = "service_unavailable"
+    status_code = 503

@@ -1,0 +1,162 @@
+"""Conversations and their messages, scoped to their owner (admins see all)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatter.domain.clock import utcnow
+from chatter.domain.enums import ConversationStatus, UserRole
+from chatter.errors import BadRequest, NotFound
+from chatter.services.pagination import Page, decode_cursor, encode_cursor
+from chatter.storage.models import Conversation, Message, User, WorkflowExecution
+
+EDITABLE_FIELDS = frozenset(
+    {
+        "title",
+        "status",
+        "default_provider",
+        "default_model",
+        "default_system_prompt",
+        "default_workflow",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ConversationDraft:
+    title: str | None = None
+    default_provider: str | None = None
+    default_model: str | None = None
+    default_system_prompt: str | None = None
+    default_workflow: str | None = None
+
+
+class ConversationService:
+    async def create(
+        self, *, session: AsyncSession, user: User, draft: ConversationDraft
+    ) -> Conversation:
+        now = utcnow()
+        conversation = Conversation(
+            user_id=user.id,
+            title=draft.title,
+            default_provider=draft.default_provider,
+            default_model=draft.default_model,
+            default_system_prompt=draft.default_system_prompt,
+            default_workflow=draft.default_workflow,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(conversation)
+        await session.commit()
+        return conversation
+
+    async def get(self, *, session: AsyncSession, user: User, conversation_id: str) -> Conversation:
+        """The conversation if `user` may see it; otherwise 404, never 403 (no existence leak)."""
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is None or not _may_read(user, conversation):
+            raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
+        return conversation
+
+    async def list(
+        self,
+        *,
+        session: AsyncSession,
+        user: User,
+        limit: int,
+        cursor: str | None,
+        status: ConversationStatus | None,
+    ) -> Page[Conversation]:
+        query = select(Conversation).where(Conversation.user_id == user.id)
+        if status is not None:
+            query = query.where(Conversation.status == status.value)
+        if cursor is not None:
+            query = _after_cursor(query, cursor)
+        query = query.order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        rows = list(await session.scalars(query.limit(limit + 1)))
+        await session.rollback()
+        items = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = encode_cursor([last.updated_at.isoformat(), last.id])
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def update(
+        self, *, session: AsyncSession, user: User, conversation_id: str, changes: dict[str, Any]
+    ) -> Conversation:
+        unknown = set(changes) - EDITABLE_FIELDS
+        if unknown:
+            raise BadRequest("Unknown fields.", details={"fields": sorted(unknown)})
+        conversation = await self.get(session=session, user=user, conversation_id=conversation_id)
+        if conversation.user_id != user.id:
+            raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
+        values = {
+            key: (value.value if isinstance(value, ConversationStatus) else value)
+            for key, value in changes.items()
+        }
+        values["updated_at"] = utcnow()
+        await session.execute(
+            update(Conversation).where(Conversation.id == conversation.id).values(**values)
+        )
+        await session.commit()
+        await session.refresh(conversation)
+        return conversation
+
+    async def delete(self, *, session: AsyncSession, user: User, conversation_id: str) -> None:
+        conversation = await self.get(session=session, user=user, conversation_id=conversation_id)
+        if conversation.user_id != user.id:
+            raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
+        # Executions keep their usage for accounting; they only lose the link.
+        await session.execute(
+            update(WorkflowExecution)
+            .where(WorkflowExecution.conversation_id == conversation.id)
+            .values(conversation_id=None)
+        )
+        await session.execute(delete(Message).where(Message.conversation_id == conversation.id))
+        await session.execute(delete(Conversation).where(Conversation.id == conversation.id))
+        await session.commit()
+
+    async def messages(
+        self,
+        *,
+        session: AsyncSession,
+        user: User,
+        conversation_id: str,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Message]:
+        conversation = await self.get(session=session, user=user, conversation_id=conversation_id)
+        query = select(Message).where(Message.conversation_id == conversation.id)
+        if cursor is not None:
+            (after_sequence,) = decode_cursor(cursor, 1)
+            if not isinstance(after_sequence, int):
+                raise BadRequest("Invalid pagination cursor.", details={"cursor": cursor})
+            query = query.where(Message.sequence > after_sequence)
+        rows = list(await session.scalars(query.order_by(Message.sequence).limit(limit + 1)))
+        await session.rollback()
+        items = rows[:limit]
+        next_cursor = encode_cursor([items[-1].sequence]) if len(rows) > limit else None
+        return Page(items=items, next_cursor=next_cursor)
+
+
+def _may_read(user: User, conversation: Conversation) -> bool:
+    return conversation.user_id == user.id or user.role == UserRole.ADMIN.value
+
+
+def _after_cursor(query: Select[Conversation], cursor: str) -> Select[Conversation]:
+    updated_raw, last_id = decode_cursor(cursor, 2)
+    try:
+        updated_at = datetime.fromisoformat(str(updated_raw))
+    except ValueError as exc:
+        raise BadRequest("Invalid pagination cursor.", details={"cursor": cursor}) from exc
+    return query.where(
+        or_(
+            Conversation.updated_at < updated_at,
+            (Conversation.updated_at == updated_at) & (Conversation.id < str(last_id)),
+        )
+    )

@@ -1,0 +1,122 @@
+"""Passwords (argon2), JWTs and API-key secrets. No database access here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import jwt
+from pwdlib import PasswordHash
+
+from chatter.domain.clock import utcnow
+from chatter.domain.ids import new_id
+from chatter.errors import Unauthorized
+
+API_KEY_PREFIX = "chk_"
+TokenType = Literal["access", "refresh"]
+
+
+class PasswordHasher:
+    def __init__(self) -> None:
+        self._hash = PasswordHash.recommended()
+
+    def hash(self, password: str) -> str:
+        return self._hash.hash(password)
+
+    def verify(self, password: str, password_hash: str) -> bool:
+        return self._hash.verify(password, password_hash)
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: str
+    token_type: TokenType
+    token_id: str
+    expires_at: datetime
+    family_id: str | None = None
+
+
+class TokenIssuer:
+    """Signs and checks JWTs; the refresh token's id is the key of its database row."""
+
+    def __init__(self, secret: str, algorithm: str, access_ttl: timedelta, refresh_ttl: timedelta):
+        self._secret = secret
+        self._algorithm = algorithm
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+
+    def issue(
+        self, subject: str, token_type: TokenType, *, family_id: str | None = None
+    ) -> tuple[str, TokenClaims]:
+        now = utcnow()
+        ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
+        claims = TokenClaims(subject, token_type, new_id(), now + ttl, family_id)
+        payload: dict[str, Any] = {
+            "sub": subject,
+            "typ": token_type,
+            "jti": claims.token_id,
+            "iat": now,
+            "exp": claims.expires_at,
+        }
+        if family_id is not None:
+            payload["fam"] = family_id
+        return jwt.encode(payload, self._secret, algorithm=self._algorithm), claims
+
+    def decode(self, token: str, expected_type: TokenType) -> TokenClaims:
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[self._algorithm],
+                options={"require": ["sub", "exp", "jti", "typ"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("Token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("Token is invalid.") from exc
+        if payload.get("typ") != expected_type:
+            raise Unauthorized(f"Expected an {expected_type} token.")
+        return TokenClaims(
+            subject=str(payload["sub"]),
+            token_type=expected_type,
+            token_id=str(payload["jti"]),
+            expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=utcnow().tzinfo),
+            family_id=payload.get("fam"),
+        )
+
+
+@dataclass(frozen=True)
+class GeneratedApiKey:
+    full_key: str
+    prefix: str
+    secret_hash: str
+
+
+def generate_api_key() -> GeneratedApiKey:
+    """`chk_<prefix>_<secret>`: the prefix finds the row, the secret is only stored hashed.
+
+    A SHA-256 of a 256-bit random secret is safe to store; argon2 would only slow every request.
+    """
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    full_key = f"{API_KEY_PREFIX}{prefix}_{secret}"
+    return GeneratedApiKey(full_key, prefix, hash_api_key(full_key))
+
+
+def hash_api_key(full_key: str) -> str:
+    return hashlib.sha256(full_key.encode()).hexdigest()
+
+
+def parse_api_key_prefix(token: str) -> str | None:
+    if not token.startswith(API_KEY_PREFIX):
+        return None
+    prefix, _, secret = token[len(API_KEY_PREFIX) :].partition("_")
+    return prefix if prefix and secret else None
+
+
+def api_key_matches(full_key: str, secret_hash: str) -> bool:
+    return hmac.compare_digest(hash_api_key(full_key), secret_hash)

@@ -1,0 +1,111 @@
+"""Configuration, read once in `create_app` from `CHATTER_*` variables and `.env`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+
+
+class AuthSettings(BaseModel):
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    allow_registration: bool = True
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+
+
+class PriceOverride(BaseModel):
+    """Self-hosted or negotiated prices, in currency units per 1M tokens."""
+
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+    cached_input: Decimal | None = Field(default=None, ge=0)
+    currency: str = "USD"
+
+
+class ProviderSettings(BaseModel):
+    """A named OpenAI-compatible server, e.g. `CHATTER_PROVIDERS__OLLAMA__BASE_URL`."""
+
+    base_url: str
+    api_key: SecretStr | None = None
+    default_model: str = "default"
+    models: list[str] = Field(default_factory=list)
+    prices: dict[str, PriceOverride] = Field(default_factory=dict)
+
+
+class LLMSettings(BaseModel):
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    history_limit: int = Field(default=50, ge=1, le=1000)
+    max_tool_iterations: int = Field(default=5, ge=1, le=50)
+    demo_chunk_delay_s: float = Field(default=0.02, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CHATTER_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./chatter.db"
+    redis_url: str | None = None
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+    bootstrap_admin: bool = True
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    default_provider: str = "demo"
+    default_model: str = "demo-1"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    prices: dict[str, PriceOverride] = Field(default_factory=dict)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # Accept a comma-separated string as well as a JSON list.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _lowercase_provider_names(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {str(name).lower(): config for name, config in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        key = self.secret_key.get_secret_value()
+        if self.env == "production" and (key in ("", DEFAULT_SECRET_KEY) or len(key) < 32):
+            raise ValueError(
+                "CHATTER_SECRET_KEY must be set to a random value of at least 32 characters "
+                "in production (for example: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,239 @@
+"""ORM models: the whole data model, so later features only fill it in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from chatter.domain.clock import utcnow
+from chatter.domain.ids import new_id
+from chatter.storage.types import Money, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+ZERO = Decimal(0)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _id_column() -> Mapped[str]:
+    return mapped_column(String(26), primary_key=True, default=new_id)
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+def _tokens() -> Mapped[int]:
+    return mapped_column(Integer, default=0, server_default=text("0"), nullable=False)
+
+
+def _money() -> Mapped[Decimal]:
+    return mapped_column(Money(), default=ZERO, server_default=text("0"), nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = _id_column()
+    # Stored lower-cased: the unique index then makes email case-insensitive everywhere.
+    email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="user", nullable=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    prefix: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RefreshToken(Base):
+    """One row per issued refresh token; rotation marks the old one used."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    family_id: Mapped[str] = mapped_column(String(26), index=True, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
+
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    title: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="active", nullable=False)
+    default_provider: Mapped[str | None] = mapped_column(String(64))
+    default_model: Mapped[str | None] = mapped_column(String(128))
+    default_system_prompt: Mapped[str | None] = mapped_column(Text)
+    default_workflow: Mapped[str | None] = mapped_column(String(64))
+    message_count: Mapped[int] = _tokens()
+    prompt_tokens: Mapped[int] = _tokens()
+    completion_tokens: Mapped[int] = _tokens()
+    total_tokens: Mapped[int] = _tokens()
+    cached_tokens: Mapped[int] = _tokens()
+    reasoning_tokens: Mapped[int] = _tokens()
+    total_cost: Mapped[Decimal] = _money()
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class WorkflowExecution(Base):
+    __tablename__ = "workflow_executions"
+    __table_args__ = (Index("ix_workflow_executions_user_started", "user_id", "started_at"),)
+
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    workflow_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    workflow_definition_id: Mapped[str | None] = mapped_column(String(26))
+    status: Mapped[str] = mapped_column(String(16), default="running", nullable=False, index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    llm_call_count: Mapped[int] = _tokens()
+    prompt_tokens: Mapped[int] = _tokens()
+    completion_tokens: Mapped[int] = _tokens()
+    total_tokens: Mapped[int] = _tokens()
+    cached_tokens: Mapped[int] = _tokens()
+    reasoning_tokens: Mapped[int] = _tokens()
+    total_cost: Mapped[Decimal] = _money()
+    error: Mapped[str | None] = mapped_column(Text)
+    correlation_id: Mapped[str] = mapped_column(String(128), index=True, nullable=False)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "sequence", name="uq_messages_conversation_sequence"),
+        Index("ix_messages_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = _id_column()
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    )
+    sequence: Mapped[int] = mapped_column(Integer, nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    content: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="complete", nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    tool_call_id: Mapped[str | None] = mapped_column(String(128))
+    prompt_tokens: Mapped[int] = _tokens()
+    completion_tokens: Mapped[int] = _tokens()
+    total_tokens: Mapped[int] = _tokens()
+    cached_tokens: Mapped[int] = _tokens()
+    reasoning_tokens: Mapped[int] = _tokens()
+    cost: Mapped[Decimal] = _money()
+    cost_known: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    currency: Mapped[str] = mapped_column(String(8), default="USD", nullable=False)
+    usage_source: Mapped[str | None] = mapped_column(String(16))
+    provider_used: Mapped[str | None] = mapped_column(String(64))
+    model_used: Mapped[str | None] = mapped_column(String(128))
+    response_time_ms: Mapped[int | None] = mapped_column(Integer)
+    time_to_first_token_ms: Mapped[int | None] = mapped_column(Integer)
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    correlation_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    workflow_execution_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workflow_executions.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = _created_at()
+
+
+class LLMCall(Base):
+    __tablename__ = "llm_calls"
+    __table_args__ = (Index("ix_llm_calls_created_at", "created_at"),)
+
+    id: Mapped[str] = _id_column()
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("workflow_executions.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    node: Mapped[str] = mapped_column(String(64), nullable=False)
+    provider: Mapped[str] = mapped_column(String(64), nullable=False)
+    model: Mapped[str] = mapped_column(String(128), nullable=False)
+    prompt_tokens: Mapped[int] = _tokens()
+    completion_tokens: Mapped[int] = _tokens()
+    total_tokens: Mapped[int] = _tokens()
+    cached_tokens: Mapped[int] = _tokens()
+    reasoning_tokens: Mapped[int] = _tokens()
+    cost: Mapped[Decimal] = _money()
+    cost_known: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    price_source: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(8), default="USD", nullable=False)
+    usage_source: Mapped[str] = mapped_column(String(16), nullable=False)
+    latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    time_to_first_token_ms: Mapped[int | None] = mapped_column(Integer)
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    correlation_id: Mapped[str] = mapped_column(String(128), index=True, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ToolCallRecord(Base):
+    """One row per tool invocation inside an execution (shown by GET /executions/{id})."""
+
+    __tablename__ = "tool_calls"
+
+    id: Mapped[str] = _id_column()
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("workflow_executions.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    node: Mapped[str] = mapped_column(String(64), nullable=False)
+    tool_call_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    result: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    correlation_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_at: Mapped[datetime] = _created_at()

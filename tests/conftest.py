@@ -1,0 +1,143 @@
+"""Fixtures: a fresh migrated database per test module (SQLite file, or PostgreSQL when
+CHATTER_TEST_DATABASE_URL is set), the real app over ASGI, and users to act as."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from chatter.app import create_app
+from chatter.domain.ids import new_id
+from chatter.settings import Settings
+from chatter.storage.db import create_engine
+from chatter.storage.migrate import upgrade_to_head
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    email: str
+    password: str
+    headers: dict[str, str]
+
+
+UserFactory = Callable[..., Awaitable[Actor]]
+
+
+async def _create_postgres_database(admin_url: str) -> tuple[str, Callable[[], Awaitable[None]]]:
+    name = f"chatter_test_{new_id().lower()}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    async def drop() -> None:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return url, drop
+
+
+@pytest.fixture(scope="module")
+async def empty_database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A database nobody has touched: PostgreSQL when configured, else a SQLite file."""
+    admin_url = os.environ.get("CHATTER_TEST_DATABASE_URL")
+    if admin_url:
+        url, drop = await _create_postgres_database(admin_url)
+        try:
+            yield url
+        finally:
+            await drop()
+    else:
+        path: Path = tmp_path_factory.mktemp("db") / "chatter.db"
+        yield f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="module")
+async def database_url(empty_database_url: str) -> str:
+    engine = create_engine(empty_database_url)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+    return empty_database_url
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "redis_url": os.environ.get("CHATTER_TEST_REDIS_URL"),
+        "openai_api_key": None,
+        "anthropic_api_key": None,
+        "llm": {"demo_chunk_delay_s": 0.0, "max_retries": 0, "timeout_s": 10},
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://chatter.test") as client:
+            yield app, client
+
+
+@pytest.fixture(scope="module")
+async def app_and_client(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    async with running_app(settings) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def app(app_and_client: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    return app_and_client[0]
+
+
+@pytest.fixture(scope="module")
+def client(app_and_client: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return app_and_client[1]
+
+
+@pytest.fixture(scope="module")
+def make_user(client: httpx.AsyncClient) -> UserFactory:
+    async def _make(email: str | None = None, password: str = "correct horse battery") -> Actor:
+        email = email or f"user-{new_id().lower()}@example.com"
+        registered = await client.post(
+            "/api/v1/auth/register", json={"email": email, "password": password}
+        )
+        assert registered.status_code == 201, registered.text
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": email, "password": password}
+        )
+        assert login.status_code == 200, login.text
+        token = login.json()["access_token"]
+        return Actor(
+            id=registered.json()["id"],
+            email=email,
+            password=password,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    return _make
