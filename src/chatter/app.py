@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from chatter.api.errors import install_error_handlers
-from chatter.api.routers import auth, conversations, health
+from chatter.api.routers import auth, chat, conversations, executions, health, providers
 from chatter.container import Container
 from chatter.observability.logging import configure_logging, get_logger
 from chatter.observability.request_context import RequestContextMiddleware
@@ -88,6 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Correlation-ID"],
         )
     app.add_middleware(RequestContextMiddleware)
-    for router in (health.router, auth.router, conversations.router):
+    for router in (
+        health.router,
+        auth.router,
+        conversations.router,
+        chat.router,
+        executions.router,
+        providers.router,
+    ):
         app.include_router(router)
     return app

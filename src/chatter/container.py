@@ -7,13 +7,19 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chatter.providers.pricing import Pricer
+from chatter.providers.registry import ProviderRegistry
 from chatter.services.accounts import AccountService
 from chatter.services.api_keys import ApiKeyService
 from chatter.services.auth import AuthService
+from chatter.services.chat import ChatService
 from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
-from chatter.settings import Settings
+from chatter.services.executions import ExecutionService
+from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
+from chatter.workflows.executor import WorkflowExecutor
+from chatter.workflows.templates import builtin_templates
 
 
 @dataclass
@@ -25,6 +31,10 @@ class Container:
     auth: AuthService
     api_keys: ApiKeyService
     conversations: ConversationService
+    providers: ProviderRegistry
+    executor: WorkflowExecutor
+    chat: ChatService
+    executions: ExecutionService
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -36,15 +46,31 @@ class Container:
             access_ttl=timedelta(minutes=settings.auth.access_token_minutes),
             refresh_ttl=timedelta(days=settings.auth.refresh_token_days),
         )
+        sessions = create_session_factory(engine)
+        providers = ProviderRegistry(settings, Pricer(price_overrides(settings)))
+        executor = WorkflowExecutor(builtin_templates())
         return cls(
             settings=settings,
             engine=engine,
-            sessions=create_session_factory(engine),
+            sessions=sessions,
             accounts=AccountService(passwords, allow_registration=settings.auth.allow_registration),
             auth=AuthService(passwords, tokens),
             api_keys=ApiKeyService(),
             conversations=ConversationService(),
+            providers=providers,
+            executor=executor,
+            chat=ChatService(sessions, providers, executor, settings.llm),
+            executions=ExecutionService(),
         )
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+
+
+def price_overrides(settings: Settings) -> dict[str, PriceOverride]:
+    """Global overrides plus each named provider's, keyed "provider/model"."""
+    overrides = dict(settings.prices)
+    for name, provider in settings.providers.items():
+        for model, price in provider.prices.items():
+            overrides[f"{name}/{model}"] = price
+    return overrides

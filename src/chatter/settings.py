@@ -69,8 +69,12 @@ class Settings(BaseSettings):
     default_model: str = "demo-1"
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
+    openai_default_model: str = "gpt-4o-mini"
+    openai_models: list[str] = Field(default_factory=list)
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
+    anthropic_default_model: str = "claude-3-5-haiku-latest"
+    anthropic_models: list[str] = Field(default_factory=list)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     llm: LLMSettings = Field(default_factory=LLMSettings)

@@ -47,7 +47,10 @@ async def get_current_user(
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing bearer token: send 'Authorization: Bearer <token or key>'.")
-    return await container.auth.authenticate(session=session, bearer=credentials.credentials)
+    user = await container.auth.authenticate(session=session, bearer=credentials.credentials)
+    # End the read transaction now: on SQLite it holds the write lock until it ends.
+    await session.commit()
+    return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

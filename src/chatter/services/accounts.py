@@ -71,7 +71,7 @@ class AccountService:
     ) -> BootstrapAdmin | None:
         """On an empty database, create an admin and an API key so a newcomer can start."""
         count = await session.scalar(select(func.count()).select_from(User))
-        await session.rollback()
+        await session.commit()
         if count:
             return None
         password = secrets.token_urlsafe(18)

@@ -32,6 +32,8 @@ class ApiKeyService:
         name: str,
         expires_at: datetime | None = None,
     ) -> CreatedApiKey:
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise BadRequest("expires_at must include a UTC offset.")
         if expires_at is not None and expires_at <= utcnow():
             raise BadRequest("expires_at must be in the future.")
         generated = generate_api_key()

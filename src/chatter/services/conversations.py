@@ -15,6 +15,9 @@ from chatter.errors import BadRequest, NotFound
 from chatter.services.pagination import Page, decode_cursor, encode_cursor
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
 
+# Sequences are stored as 32-bit integers; a larger cursor value could not be bound.
+MAX_SEQUENCE = 2**31 - 1
+
 EDITABLE_FIELDS = frozenset(
     {
         "title",
@@ -78,7 +81,7 @@ class ConversationService:
             query = _after_cursor(query, cursor)
         query = query.order_by(Conversation.updated_at.desc(), Conversation.id.desc())
         rows = list(await session.scalars(query.limit(limit + 1)))
-        await session.rollback()
+        await _end_read(session)
         items = rows[:limit]
         next_cursor = None
         if len(rows) > limit:
@@ -134,14 +137,28 @@ class ConversationService:
         query = select(Message).where(Message.conversation_id == conversation.id)
         if cursor is not None:
             (after_sequence,) = decode_cursor(cursor, 1)
-            if not isinstance(after_sequence, int):
+            if (
+                not isinstance(after_sequence, int)
+                or isinstance(after_sequence, bool)
+                or not 0 <= after_sequence <= MAX_SEQUENCE
+            ):
                 raise BadRequest("Invalid pagination cursor.", details={"cursor": cursor})
             query = query.where(Message.sequence > after_sequence)
         rows = list(await session.scalars(query.order_by(Message.sequence).limit(limit + 1)))
-        await session.rollback()
+        await _end_read(session)
         items = rows[:limit]
         next_cursor = encode_cursor([items[-1].sequence]) if len(rows) > limit else None
         return Page(items=items, next_cursor=next_cursor)
+
+
+async def _end_read(session: AsyncSession) -> None:
+    """End the read transaction (on SQLite it holds the write lock) and keep the loaded rows.
+
+    Not `rollback()`: a rollback expires every loaded object, and reading an expired
+    attribute later (while serialising the response) would need IO outside the session's
+    greenlet. The factory's `expire_on_commit=False` makes a commit leave them loaded.
+    """
+    await session.commit()
 
 
 def _may_read(user: User, conversation: Conversation) -> bool:
@@ -150,13 +167,18 @@ def _may_read(user: User, conversation: Conversation) -> bool:
 
 def _after_cursor(query: Select[Conversation], cursor: str) -> Select[Conversation]:
     updated_raw, last_id = decode_cursor(cursor, 2)
+    invalid = BadRequest("Invalid pagination cursor.", details={"cursor": cursor})
+    if not isinstance(updated_raw, str) or not isinstance(last_id, str):
+        raise invalid
     try:
-        updated_at = datetime.fromisoformat(str(updated_raw))
+        updated_at = datetime.fromisoformat(updated_raw)
     except ValueError as exc:
-        raise BadRequest("Invalid pagination cursor.", details={"cursor": cursor}) from exc
+        raise invalid from exc
+    if updated_at.tzinfo is None:  # we only ever issue UTC timestamps with an offset
+        raise invalid
     return query.where(
         or_(
             Conversation.updated_at < updated_at,
-            (Conversation.updated_at == updated_at) & (Conversation.id < str(last_id)),
+            (Conversation.updated_at == updated_at) & (Conversation.id < last_id),
         )
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, EmailStr, Field
 
 from chatter.api.schemas.common import ApiModel
 
@@ -43,7 +43,10 @@ class UserOut(ApiModel):
 
 class ApiKeyCreateIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
-    expires_at: datetime | None = None
+    # A naive datetime is ambiguous (and cannot be compared with UTC): require an offset.
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When the key stops working, with a UTC offset."
+    )
 
 
 class ApiKeyOut(ApiModel):

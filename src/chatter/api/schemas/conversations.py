@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from chatter.api.schemas.common import ApiModel
+from chatter.api.schemas.common import ApiModel, Money
 from chatter.domain.enums import ConversationStatus
 
 WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,63}$"
@@ -41,7 +40,7 @@ class ConversationOut(ApiModel):
     total_tokens: int
     cached_tokens: int
     reasoning_tokens: int
-    total_cost: Decimal
+    total_cost: Money
     last_message_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -62,7 +61,7 @@ class MessageOut(ApiModel):
     total_tokens: int
     cached_tokens: int
     reasoning_tokens: int
-    cost: Decimal
+    cost: Money
     cost_known: bool
     currency: str
     usage_source: str | None

@@ -1,0 +1,63 @@
+"""/api/v1/chat: one turn, answered when it is done."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
+from chatter.api.schemas.chat import ChatIn, ChatOut, ExecutionOut
+from chatter.api.schemas.common import ERROR_RESPONSES
+from chatter.api.schemas.conversations import ConversationOut, MessageOut
+from chatter.errors import ChatterError
+from chatter.services.chat import ChatRequest
+from chatter.services.chat_events import TurnClosed
+
+router = APIRouter(prefix="/api/v1", tags=["chat"], responses=ERROR_RESPONSES)
+
+
+def chat_request(body: ChatIn) -> ChatRequest:
+    return ChatRequest(**body.model_dump())
+
+
+def turn_error(closed: TurnClosed, error: ChatterError) -> ChatterError:
+    error.details = {
+        **(error.details if isinstance(error.details, dict) else {}),
+        "conversation_id": closed.conversation.id,
+        "execution_id": closed.execution.id,
+        "user_message_id": closed.user_message.id,
+        "assistant_message_id": closed.assistant_message.id,
+    }
+    return error
+
+
+def chat_out(closed: TurnClosed) -> ChatOut:
+    return ChatOut(
+        conversation=ConversationOut.model_validate(closed.conversation),
+        user_message=MessageOut.model_validate(closed.user_message),
+        assistant_message=MessageOut.model_validate(closed.assistant_message),
+        tool_messages=[MessageOut.model_validate(m) for m in closed.tool_messages],
+        execution=ExecutionOut.model_validate(closed.execution),
+    )
+
+
+@router.post("/chat", responses={502: ERROR_RESPONSES[400]})
+async def chat(
+    body: ChatIn,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
+) -> ChatOut:
+    """Run one chat turn and answer with the stored messages, usage and execution."""
+    turn = await container.chat.admit(
+        session=session, user=user, request=chat_request(body), correlation_id=correlation_id
+    )
+    closed: TurnClosed | None = None
+    # The non-streaming turn drains the same stream as /chat/stream: one execution path.
+    async for event in container.chat.stream(turn):
+        if isinstance(event, TurnClosed):
+            closed = event
+    assert closed is not None
+    if closed.error is not None:
+        raise turn_error(closed, closed.error)
+    return chat_out(closed)

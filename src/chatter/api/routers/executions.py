@@ -1,0 +1,24 @@
+"""/api/v1/executions/{id}: one execution with its LLM calls and tool calls."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.schemas.chat import ExecutionDetailOut, ExecutionOut, LLMCallOut, ToolCallOut
+from chatter.api.schemas.common import ERROR_RESPONSES
+
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"], responses=ERROR_RESPONSES)
+
+
+@router.get("/{execution_id}")
+async def get_execution(
+    execution_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+) -> ExecutionDetailOut:
+    detail = await container.executions.get(session=session, user=user, execution_id=execution_id)
+    base = ExecutionOut.model_validate(detail.execution)
+    return ExecutionDetailOut(
+        **base.model_dump(),
+        llm_calls=[LLMCallOut.model_validate(call) for call in detail.llm_calls],
+        tool_calls=[ToolCallOut.model_validate(call) for call in detail.tool_calls],
+    )

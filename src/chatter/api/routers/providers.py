@@ -1,0 +1,39 @@
+"""/api/v1/providers: what is configured, with which models, and whether prices are known."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from chatter.api.deps import ContainerDep, CurrentUser
+from chatter.api.schemas.chat import ModelInfoOut, ProviderOut
+
+router = APIRouter(prefix="/api/v1/providers", tags=["providers"])
+
+
+@router.get("")
+async def list_providers(_user: CurrentUser, container: ContainerDep) -> list[ProviderOut]:
+    registry = container.providers
+    out = []
+    for config in registry.providers():
+        names = list(config.models) or [config.default_model]
+        models = [
+            ModelInfoOut(
+                name=name,
+                price_known=registry.pricer.has_price(
+                    config.name, name, config.genai_provider_id, free=config.free
+                ),
+            )
+            for name in names
+        ]
+        out.append(
+            ProviderOut(
+                name=config.name,
+                kind=config.kind,
+                configured=config.configured,
+                default_model=config.default_model,
+                any_model=not config.models,
+                models=models,
+                base_url=config.base_url,
+            )
+        )
+    return out

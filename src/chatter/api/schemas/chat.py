@@ -1,0 +1,118 @@
+"""Chat, execution and provider bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from chatter.api.schemas.common import ApiModel
+from chatter.api.schemas.conversations import WORKFLOW_NAME, ConversationOut, MessageOut
+
+MAX_MESSAGE_CHARS = 100_000
+
+
+class ChatIn(BaseModel):
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    conversation_id: str | None = Field(default=None, max_length=64)
+    provider: str | None = Field(default=None, min_length=1, max_length=64)
+    model: str | None = Field(default=None, min_length=1, max_length=128)
+    workflow: str | None = Field(
+        default=None, pattern=WORKFLOW_NAME, description='"chat" or "chat_with_tools"'
+    )
+    system_prompt: str | None = Field(default=None, max_length=20_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must not be blank")
+        return value
+
+
+class ExecutionOut(ApiModel):
+    id: str
+    user_id: str
+    conversation_id: str | None
+    workflow_name: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    duration_ms: int | None
+    llm_call_count: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    total_cost: Decimal
+    error: str | None
+    correlation_id: str
+
+
+class LLMCallOut(ApiModel):
+    id: str
+    node: str
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost: Decimal
+    cost_known: bool
+    price_source: str | None
+    currency: str
+    usage_source: str
+    latency_ms: int
+    time_to_first_token_ms: int | None
+    finish_reason: str | None
+    status: str
+    error: str | None
+    correlation_id: str
+    created_at: datetime
+
+
+class ToolCallOut(ApiModel):
+    id: str
+    node: str
+    tool_call_id: str
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    status: str
+    latency_ms: int
+    created_at: datetime
+
+
+class ExecutionDetailOut(ExecutionOut):
+    llm_calls: list[LLMCallOut]
+    tool_calls: list[ToolCallOut]
+
+
+class ChatOut(BaseModel):
+    conversation: ConversationOut
+    user_message: MessageOut
+    assistant_message: MessageOut
+    tool_messages: list[MessageOut]
+    execution: ExecutionOut
+
+
+class ModelInfoOut(BaseModel):
+    name: str
+    price_known: bool
+
+
+class ProviderOut(BaseModel):
+    name: str
+    kind: str
+    configured: bool
+    default_model: str
+    any_model: bool = Field(description="True when any model name is accepted.")
+    models: list[ModelInfoOut]
+    base_url: str | None

@@ -1,0 +1,176 @@
+"""The SQL of a chat turn: open, record each call, close. Callers own the transaction.
+
+Aggregates only ever move by SQL increments (`SET x = x + :n`), and appending messages
+allocates their sequences in the same UPDATE ... RETURNING, which takes the conversation's
+row lock: sequences are unique and gap-free under any number of concurrent turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatter.domain.clock import utcnow
+from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
+from chatter.domain.usage import Usage
+from chatter.storage.models import Conversation, LLMCall, Message, ToolCallRecord, WorkflowExecution
+
+
+@dataclass
+class MessageDraft:
+    role: MessageRole
+    content: str
+    status: MessageStatus = MessageStatus.COMPLETE
+    usage: Usage | None = None  # None: a message that carries no usage (user, tool)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+async def append_messages(
+    session: AsyncSession, conversation_id: str, drafts: Sequence[MessageDraft]
+) -> list[Message]:
+    """Append messages and grow the conversation's aggregates by their usage, atomically."""
+    usage = Usage()
+    for draft in drafts:
+        if draft.usage is not None:
+            usage = usage + draft.usage
+    now = utcnow()
+    last_sequence = (
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(
+                message_count=Conversation.message_count + len(drafts),
+                prompt_tokens=Conversation.prompt_tokens + usage.prompt_tokens,
+                completion_tokens=Conversation.completion_tokens + usage.completion_tokens,
+                total_tokens=Conversation.total_tokens + usage.total_tokens,
+                cached_tokens=Conversation.cached_tokens + usage.cached_tokens,
+                reasoning_tokens=Conversation.reasoning_tokens + usage.reasoning_tokens,
+                total_cost=Conversation.total_cost + usage.cost,
+                last_message_at=now,
+                updated_at=now,
+            )
+            .returning(Conversation.message_count)
+        )
+    ).scalar_one()
+    first = last_sequence - len(drafts) + 1
+    messages = [
+        _message(conversation_id, first + offset, draft, now) for offset, draft in enumerate(drafts)
+    ]
+    session.add_all(messages)
+    await session.flush()
+    return messages
+
+
+def _message(conversation_id: str, sequence: int, draft: MessageDraft, now: datetime) -> Message:
+    message = Message(
+        conversation_id=conversation_id,
+        sequence=sequence,
+        role=draft.role.value,
+        content=draft.content,
+        status=draft.status.value,
+        created_at=now,
+        **draft.fields,
+    )
+    if draft.usage is not None:
+        u = draft.usage
+        message.prompt_tokens = u.prompt_tokens
+        message.completion_tokens = u.completion_tokens
+        message.total_tokens = u.total_tokens
+        message.cached_tokens = u.cached_tokens
+        message.reasoning_tokens = u.reasoning_tokens
+        message.cost = u.cost
+        message.cost_known = u.cost_known
+        message.currency = u.currency
+        message.usage_source = u.source.value
+    return message
+
+
+def llm_call_row(execution_id: str, correlation_id: str, record: Any) -> LLMCall:
+    u: Usage = record.usage
+    return LLMCall(
+        id=record.call_id,
+        execution_id=execution_id,
+        node=record.node,
+        provider=record.provider,
+        model=record.model,
+        prompt_tokens=u.prompt_tokens,
+        completion_tokens=u.completion_tokens,
+        total_tokens=u.total_tokens,
+        cached_tokens=u.cached_tokens,
+        reasoning_tokens=u.reasoning_tokens,
+        cost=u.cost,
+        cost_known=u.cost_known,
+        price_source=record.price_source,
+        currency=u.currency,
+        usage_source=u.source.value,
+        latency_ms=record.latency_ms,
+        time_to_first_token_ms=record.time_to_first_token_ms,
+        finish_reason=record.finish_reason,
+        status=record.status,
+        error=record.error,
+        correlation_id=correlation_id,
+    )
+
+
+def tool_call_row(execution_id: str, correlation_id: str, record: Any) -> ToolCallRecord:
+    return ToolCallRecord(
+        execution_id=execution_id,
+        node=record.node,
+        tool_call_id=record.tool_call_id,
+        name=record.name,
+        arguments=record.arguments,
+        result=record.result,
+        status=record.status,
+        latency_ms=record.latency_ms,
+        correlation_id=correlation_id,
+    )
+
+
+async def finish_execution(
+    session: AsyncSession,
+    execution: WorkflowExecution,
+    status: ExecutionStatus,
+    error: str | None,
+) -> bool:
+    """Close a running execution with totals summed from its LLM call rows, in SQL.
+
+    Guarded on `status = 'running'`, so closing twice (a crash recovery racing a late
+    close) changes nothing the second time. Returns whether this call closed it.
+    """
+    totals = select(
+        func.count(LLMCall.id),
+        func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
+        func.coalesce(func.sum(LLMCall.completion_tokens), 0),
+        func.coalesce(func.sum(LLMCall.cached_tokens), 0),
+        func.coalesce(func.sum(LLMCall.reasoning_tokens), 0),
+        func.sum(LLMCall.cost),
+    ).where(LLMCall.execution_id == execution.id)
+    count, prompt, completion, cached, reasoning, cost = (await session.execute(totals)).one()
+    now = utcnow()
+    result = await session.execute(
+        update(WorkflowExecution)
+        .where(
+            WorkflowExecution.id == execution.id,
+            WorkflowExecution.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(
+            status=status.value,
+            finished_at=now,
+            duration_ms=int((now - execution.started_at).total_seconds() * 1000),
+            llm_call_count=count,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            cached_tokens=cached,
+            reasoning_tokens=reasoning,
+            total_cost=cost if cost is not None else 0,
+            error=error,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,87 @@
+"""What the executor streams: typed events, one union. SSE and non-streaming chat consume it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from chatter.domain.usage import Usage
+
+
+@dataclass(frozen=True)
+class ModelCallRecord:
+    """One model call: who, what it used and cost, how long it took, how it ended."""
+
+    call_id: str
+    node: str
+    provider: str
+    model: str
+    usage: Usage
+    price_source: str
+    latency_ms: int
+    time_to_first_token_ms: int | None
+    finish_reason: str | None
+    status: str  # LLMCallStatus
+    error: str | None = None
+    content: str = ""
+
+
+@dataclass(frozen=True)
+class ToolCallRecord:
+    tool_call_id: str
+    node: str
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    status: str  # "succeeded" | "failed"
+    latency_ms: int
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    node: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallRequested:
+    node: str
+    tool_call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCallFinished:
+    record: ToolCallRecord
+
+
+@dataclass(frozen=True)
+class ModelCallFinished:
+    record: ModelCallRecord
+
+
+@dataclass(frozen=True)
+class WorkflowResult:
+    """The end of a run: the messages it added and the sum of its calls' usage."""
+
+    messages: list[BaseMessage]
+    calls: list[ModelCallRecord]
+    tool_calls: list[ToolCallRecord]
+    usage: Usage
+    final_text: str
+    finish_reason: str | None
+    time_to_first_token_ms: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkflowFinished:
+    result: WorkflowResult
+
+
+WorkflowEvent = (
+    TextDelta | ToolCallRequested | ToolCallFinished | ModelCallFinished | WorkflowFinished
+)

@@ -1,0 +1,60 @@
+"""ModelNode: calls the chat model as a stream and returns its message and usage record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
+
+from chatter.errors import ProviderError
+from chatter.workflows.events import ModelCallFinished, TextDelta, ToolCallRequested
+from chatter.workflows.state import WorkflowState, node_name, run_context
+
+
+async def model_node(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
+    context = run_context(config)
+    node = node_name(config, "model")
+    emit = get_stream_writer()
+    model: Any = context.chat_model
+    # The last permitted call goes without tools, so a tool loop always ends in an answer.
+    if context.tools and state["model_calls"] < context.max_tool_iterations:
+        model = context.chat_model.bind_tools(list(context.tools.values()))
+    call = context.ledger.open(node, context.resolved, list(state["messages"]))
+    try:
+        async for chunk in model.astream(state["messages"], config={"callbacks": []}):
+            if not isinstance(chunk, AIMessageChunk):
+                continue
+            call.add_chunk(chunk)
+            if chunk.text:
+                emit(TextDelta(node=node, text=chunk.text))
+    except Exception as exc:  # any failure of the provider call; the ledger keeps its usage
+        raise ProviderError(describe_provider_error(context.resolved.provider, exc)) from exc
+    received = call.received or AIMessageChunk(content="")
+    message = AIMessage(
+        content=received.content,
+        tool_calls=received.tool_calls,
+        usage_metadata=received.usage_metadata,
+        response_metadata=received.response_metadata,
+        id=received.id,
+    )
+    record = context.ledger.finish(call, message)
+    for tool_call in message.tool_calls:
+        emit(ToolCallRequested(node, tool_call["id"] or "", tool_call["name"], tool_call["args"]))
+    emit(ModelCallFinished(record))
+    return {
+        "messages": [message],
+        "usage_records": [record],
+        "model_calls": state["model_calls"] + 1,
+    }
+
+
+def describe_provider_error(provider: str, exc: BaseException) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return f"{provider}: {error['message']}"
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{provider}: {message}"
