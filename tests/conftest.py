@@ -4,7 +4,7 @@ CHATTER_TEST_DATABASE_URL is set), the real app over ASGI, and users to act as."
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from chatter.domain.ids import new_id
 from chatter.settings import Settings
 from chatter.storage.db import create_engine
 from chatter.storage.migrate import upgrade_to_head
+from fakes.openai_server import FakeOpenAIServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
@@ -128,9 +129,7 @@ def make_user(client: httpx.AsyncClient) -> UserFactory:
             "/api/v1/auth/register", json={"email": email, "password": password}
         )
         assert registered.status_code == 201, registered.text
-        login = await client.post(
-            "/api/v1/auth/login", json={"email": email, "password": password}
-        )
+        login = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
         assert login.status_code == 200, login.text
         token = login.json()["access_token"]
         return Actor(
@@ -141,3 +140,28 @@ def make_user(client: httpx.AsyncClient) -> UserFactory:
         )
 
     return _make
+
+
+@pytest.fixture(scope="module")
+def fake_openai() -> Iterator[FakeOpenAIServer]:
+    """A local OpenAI-compatible server on 127.0.0.1; real HTTP, no mocks."""
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_openai: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
+    fake_openai.reset()
+    yield fake_openai
+    fake_openai.reset()
+
+
+def openai_settings(database_url: str, server: FakeOpenAIServer, **overrides: object) -> Settings:
+    return make_settings(
+        database_url,
+        openai_base_url=server.base_url,
+        openai_api_key="test-key",
+        default_provider="openai",
+        default_model="gpt-4o-mini",
+        **overrides,
+    )
