@@ -136,7 +136,8 @@ async def test_tool_turn_records_both_calls(
     assert tool_message["content"] == "42"
     # The second request carried the tool result back to the model.
     tool_turn = fake.requests[-1]["messages"]
-    assert tool_turn[-1]["role"] == "tool" and tool_turn[-1]["content"] == "42"
+    assert tool_turn[-1]["role"] == "tool"
+    assert tool_turn[-1]["content"] == "42"
     detail = (
         await client.get(f"/api/v1/executions/{body['execution']['id']}", headers=alice.headers)
     ).json()

@@ -79,7 +79,8 @@ class TokenIssuer:
         except jwt.PyJWTError as exc:
             raise Unauthorized("Token is invalid.") from exc
         if payload.get("typ") != expected_type:
-            raise Unauthorized(f"Expected an {expected_type} token.")
+            article = "an" if expected_type == "access" else "a"
+            raise Unauthorized(f"Expected {article} {expected_type} token.")
         return TokenClaims(
             subject=str(payload["sub"]),
             token_type=expected_type,
