@@ -3,6 +3,7 @@ CHATTER_TEST_DATABASE_URL is set), the real app over ASGI, and users to act as."
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -165,3 +167,24 @@ def openai_settings(database_url: str, server: FakeOpenAIServer, **overrides: ob
         default_model="gpt-4o-mini",
         **overrides,
     )
+
+
+@asynccontextmanager
+async def live_server(settings: Settings) -> AsyncIterator[str]:
+    """The real app under uvicorn on a free 127.0.0.1 port, in this event loop: needed where
+    ASGITransport can't go (a client that really disconnects mid-stream)."""
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -13,6 +13,7 @@ from chatter.api.routers import auth, chat, conversations, executions, health, p
 from chatter.container import Container
 from chatter.observability.logging import configure_logging, get_logger
 from chatter.observability.request_context import RequestContextMiddleware
+from chatter.services.recovery import recover_interrupted_executions
 from chatter.settings import Settings
 from chatter.storage.migrate import pending_migrations
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         container = Container.build(settings)
         try:
             await _check_migrated(container)
+            await recover_interrupted_executions(container.sessions)
             if settings.env == "development" and settings.bootstrap_admin:
                 await _bootstrap_admin(container)
             app.state.container = container

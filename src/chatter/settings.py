@@ -43,6 +43,7 @@ class LLMSettings(BaseModel):
     history_limit: int = Field(default=50, ge=1, le=1000)
     max_tool_iterations: int = Field(default=5, ge=1, le=50)
     demo_chunk_delay_s: float = Field(default=0.02, ge=0)
+    sse_ping_s: float = Field(default=15.0, gt=0)
 
 
 class Settings(BaseSettings):

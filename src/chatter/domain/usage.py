@@ -25,7 +25,14 @@ class TokenCounts:
     cache_write_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens"):
+        counts = (
+            "prompt_tokens",
+            "completion_tokens",
+            "cached_tokens",
+            "reasoning_tokens",
+            "cache_write_tokens",  # a negative one would let cached exceed prompt below
+        )
+        for name in counts:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} cannot be negative")
         if self.cached_tokens + self.cache_write_tokens > self.prompt_tokens:

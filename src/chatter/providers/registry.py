@@ -76,7 +76,7 @@ class ProviderRegistry:
                 details={"provider": name},
             )
         if model is None:
-            default_is_ours = provider is None and name == self._settings.default_provider
+            default_is_ours = provider is None and name == self._settings.default_provider.lower()
             model = self._settings.default_model if default_is_ours else config.default_model
         if config.models and model not in config.models:
             raise UnknownModel(

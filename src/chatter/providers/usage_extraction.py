@@ -44,17 +44,26 @@ def _from_usage_metadata(message: AIMessage) -> TokenCounts | None:
     prompt = _int(usage.get("input_tokens"))
     completion = _int(usage.get("output_tokens"))
     cache_write = (
-        _int(input_details.get("cache_creation"))
+        _tiered(input_details, "cache_creation")
         + _int(input_details.get("ephemeral_5m_input_tokens"))
         + _int(input_details.get("ephemeral_1h_input_tokens"))
     )
     return _bounded(
         prompt,
         completion,
-        cached=_int(input_details.get("cache_read")),
-        reasoning=_int(output_details.get("reasoning")),
+        cached=_tiered(input_details, "cache_read"),
+        reasoning=_tiered(output_details, "reasoning"),
         cache_write=cache_write,
     )
+
+
+# langchain-openai files details of a "flex" or "priority" response under prefixed keys
+# ("priority_cache_read"); at most one of each family is present.
+_SERVICE_TIER_PREFIXES = ("", "flex_", "priority_")
+
+
+def _tiered(details: Mapping[str, Any], key: str) -> int:
+    return sum(_int(details.get(prefix + key)) for prefix in _SERVICE_TIER_PREFIXES)
 
 
 def _from_response_metadata(metadata: Mapping[str, Any]) -> TokenCounts | None:

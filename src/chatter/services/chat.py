@@ -7,8 +7,10 @@ tool and assistant messages, the execution's outcome and the conversation's incr
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -124,36 +126,57 @@ class ChatService:
             user, request, conversation, resolved, workflow, system_prompt, correlation_id
         )
 
-    async def stream(self, turn: AdmittedTurn) -> AsyncIterator[TurnEvent]:
-        started = await self._open(turn)
-        yield started
-        progress = _Progress(ledger=CallLedger(self._registry.pricer))
+    async def stream(self, turn: AdmittedTurn) -> AsyncGenerator[TurnEvent]:
+        """The turn's events. The turn runs in a task of its own, so a caller that goes
+        away (an SSE client disconnecting) cancels it exactly once, cleanly: the model call
+        is cancelled upstream and the turn still closes, as `cancelled`, with its usage."""
+        queue: asyncio.Queue[TurnEvent | None] = asyncio.Queue()
+        task = asyncio.create_task(self._drive(turn, queue.put_nowait))
         try:
-            async for event in self._run(turn, started, progress):
+            while (event := await queue.get()) is not None:
                 yield event
-        except ChatterError as exc:
-            yield await self._close_interrupted(turn, started, progress, exc)
-        except BaseException as exc:
-            # Cancelled (client gone) or a bug: close the turn anyway, shielded from the
-            # cancellation, so nothing stays running and no usage is lost; then re-raise.
-            with anyio.CancelScope(shield=True):
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait([task])
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("turn_failed_after_caller_left", error=repr(task.exception()))
+
+    async def _drive(self, turn: AdmittedTurn, emit: Callable[[TurnEvent | None], None]) -> None:
+        try:
+            started = await self._open(turn)
+            emit(started)
+            progress = _Progress(ledger=CallLedger(self._registry.pricer))
+            try:
+                async for event in self._run(turn, started, progress):
+                    emit(event)
+            except ChatterError as exc:
+                emit(await self._close_interrupted(turn, started, progress, exc))
+            except BaseException as exc:
+                # Cancelled (caller gone) or a bug: close the turn anyway, so nothing stays
+                # running and no usage is lost; then re-raise.
                 await self._close_interrupted(turn, started, progress, exc)
-            raise
+                raise
+        finally:
+            emit(None)
 
     async def _run(
         self, turn: AdmittedTurn, started: TurnStarted, progress: _Progress
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent]:
         run = await self._workflow_run(turn, started, progress.ledger)
-        async for event in self._executor.stream(run):
-            if isinstance(event, ModelCallFinished):
-                await self._record_call(started.execution, event.record, progress)
-            elif isinstance(event, ToolCallFinished):
-                progress.tools.append(event.record)
-            if isinstance(event, WorkflowFinished):
-                progress.result_text = event.result.final_text
-                yield await self._close(turn, started, progress, ExecutionStatus.COMPLETED)
-                return
-            yield event
+        async with aclosing(self._executor.stream(run)) as events:
+            async for event in events:
+                if isinstance(event, ModelCallFinished):
+                    await self._record_call(started.execution, event.record, progress)
+                elif isinstance(event, ToolCallFinished):
+                    progress.tools.append(event.record)
+                if isinstance(event, WorkflowFinished):
+                    progress.result_text = event.result.final_text
+                    break
+                yield event
+        yield await self._close(turn, started, progress, ExecutionStatus.COMPLETED)
 
     async def _open(self, turn: AdmittedTurn) -> TurnStarted:
         async with self._sessions() as session:

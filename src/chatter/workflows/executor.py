@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ class WorkflowExecutor:
                 details={"workflow": workflow, "available": self.workflows},
             )
 
-    async def stream(self, run: WorkflowRun) -> AsyncIterator[WorkflowEvent]:
+    async def stream(self, run: WorkflowRun) -> AsyncGenerator[WorkflowEvent]:
         self.check(run.workflow)
         graph = self._templates[run.workflow]
         initial: WorkflowState = {
@@ -51,13 +52,15 @@ class WorkflowExecutor:
             "recursion_limit": 2 * run.context.max_tool_iterations + 4,
         }
         final: dict[str, Any] = dict(initial)
-        async for mode, payload in graph.astream(
-            initial, config=config, stream_mode=["custom", "values"]
-        ):
-            if mode == "custom":
-                yield payload
-            else:
-                final = payload
+        # aclosing: when our consumer stops early (client gone), LangGraph's stream is
+        # closed too, which cancels the running node and with it the upstream model call.
+        stream = graph.astream(initial, config=config, stream_mode=["custom", "values"])
+        async with aclosing(stream):
+            async for mode, payload in stream:
+                if mode == "custom":
+                    yield payload
+                else:
+                    final = payload
         yield WorkflowFinished(result=_result(len(run.messages), final))
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sse_starlette import EventSourceResponse
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
 from chatter.api.schemas.chat import ChatIn, ChatOut, ExecutionOut
 from chatter.api.schemas.common import ERROR_RESPONSES
 from chatter.api.schemas.conversations import ConversationOut, MessageOut
+from chatter.api.sse import sse_stream
 from chatter.errors import ChatterError
 from chatter.services.chat import ChatRequest
 from chatter.services.chat_events import TurnClosed
@@ -61,3 +63,27 @@ async def chat(
     if closed.error is not None:
         raise turn_error(closed, closed.error)
     return chat_out(closed)
+
+
+@router.post(
+    "/chat/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+)
+async def chat_stream(
+    body: ChatIn,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
+) -> EventSourceResponse:
+    """Run one chat turn as Server-Sent Events: start, delta, tool_call, tool_result, usage,
+    then done (or error). Bad input is refused with a JSON error before the stream starts."""
+    turn = await container.chat.admit(
+        session=session, user=user, request=chat_request(body), correlation_id=correlation_id
+    )
+    return EventSourceResponse(
+        sse_stream(container.chat.stream(turn)),
+        ping=container.settings.llm.sse_ping_s,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
@@ -22,8 +23,9 @@ async def model_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
     if context.tools and state["model_calls"] < context.max_tool_iterations:
         model = context.chat_model.bind_tools(list(context.tools.values()))
     call = context.ledger.open(node, context.resolved, list(state["messages"]))
+    stream = model.astream(state["messages"], config={"callbacks": []})
     try:
-        async for chunk in model.astream(state["messages"], config={"callbacks": []}):
+        async for chunk in stream:
             if not isinstance(chunk, AIMessageChunk):
                 continue
             call.add_chunk(chunk)
@@ -31,6 +33,11 @@ async def model_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
                 emit(TextDelta(node=node, text=chunk.text))
     except Exception as exc:  # any failure of the provider call; the ledger keeps its usage
         raise ProviderError(describe_provider_error(context.resolved.provider, exc)) from exc
+    finally:
+        # Close the upstream HTTP stream now, even when cancelled, so the provider stops
+        # generating (and billing) instead of at garbage collection.
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()
     received = call.received or AIMessageChunk(content="")
     message = AIMessage(
         content=received.content,

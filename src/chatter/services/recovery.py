@@ -1,0 +1,92 @@
+"""At startup: close executions a crashed process left `running`, applying their recorded
+LLM-call usage exactly once (the close is guarded on status, so it is idempotent)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus, UsageSource
+from chatter.domain.usage import TokenCounts, Usage
+from chatter.observability.logging import get_logger
+from chatter.storage import turns
+from chatter.storage.models import Conversation, LLMCall, WorkflowExecution
+
+log = get_logger("chatter.recovery")
+REASON = "interrupted: the process running this execution stopped before it finished"
+
+
+async def recover_interrupted_executions(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        ids = list(
+            await session.scalars(
+                select(WorkflowExecution.id).where(
+                    WorkflowExecution.status == ExecutionStatus.RUNNING.value
+                )
+            )
+        )
+        await session.commit()
+    recovered = 0
+    for execution_id in ids:
+        async with sessions() as session:
+            if await _recover(session, execution_id):
+                recovered += 1
+            await session.commit()
+    if recovered:
+        log.warning("recovered_interrupted_executions", count=recovered)
+    return recovered
+
+
+async def _recover(session: AsyncSession, execution_id: str) -> bool:
+    execution = await session.get(WorkflowExecution, execution_id)
+    if execution is None:
+        return False
+    closed = await turns.finish_execution(session, execution, ExecutionStatus.FAILED, REASON)
+    if not closed or execution.conversation_id is None:
+        return closed
+    if await session.get(Conversation, execution.conversation_id) is None:
+        return closed
+    usage = await _recorded_usage(session, execution_id)
+    await turns.append_messages(
+        session,
+        execution.conversation_id,
+        [
+            turns.MessageDraft(
+                MessageRole.ASSISTANT,
+                "",
+                MessageStatus.ERROR,
+                usage=usage,
+                fields={
+                    "error": REASON,
+                    "correlation_id": execution.correlation_id,
+                    "workflow_execution_id": execution.id,
+                },
+            )
+        ],
+    )
+    return True
+
+
+async def _recorded_usage(session: AsyncSession, execution_id: str) -> Usage:
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
+                func.coalesce(func.sum(LLMCall.completion_tokens), 0),
+                func.coalesce(func.sum(LLMCall.cached_tokens), 0),
+                func.coalesce(func.sum(LLMCall.reasoning_tokens), 0),
+                func.sum(LLMCall.cost),
+                func.count(LLMCall.id).filter(LLMCall.usage_source == "estimated"),
+                func.count(LLMCall.id).filter(LLMCall.cost_known.is_(False)),
+            ).where(LLMCall.execution_id == execution_id)
+        )
+    ).one()
+    prompt, completion, cached, reasoning, cost, estimated, unknown = row
+    return Usage(
+        tokens=TokenCounts(prompt, completion, cached, reasoning),
+        cost=cost if cost is not None else Decimal(0),
+        cost_known=unknown == 0,
+        source=UsageSource.ESTIMATED if estimated else UsageSource.PROVIDER,
+    )
