@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,7 @@ from chatter.api.routers import auth, chat, conversations, executions, health, p
 from chatter.container import Container
 from chatter.observability.logging import configure_logging, get_logger
 from chatter.observability.request_context import RequestContextMiddleware
+from chatter.providers.tokens import count_tokens
 from chatter.services.recovery import recover_interrupted_executions
 from chatter.settings import Settings
 from chatter.storage.migrate import pending_migrations
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await _check_migrated(container)
             await recover_interrupted_executions(container.sessions)
+            # Load the offline tokenizer now, not on the first request's event loop.
+            await asyncio.to_thread(count_tokens, "warm up")
             if settings.env == "development" and settings.bootstrap_admin:
                 await _bootstrap_admin(container)
             app.state.container = container

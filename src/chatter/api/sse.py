@@ -11,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from sse_starlette import ServerSentEvent
 
 from chatter.api.schemas.chat import ExecutionOut
+from chatter.api.schemas.common import money_text
 from chatter.api.schemas.conversations import ConversationOut, MessageOut
 from chatter.services.chat_events import TurnClosed, TurnEvent, TurnStarted
 from chatter.workflows.events import (
@@ -38,7 +39,7 @@ def usage_payload(record: ModelCallRecord) -> dict[str, Any]:
         "total_tokens": usage.total_tokens,
         "cached_tokens": usage.cached_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
-        "cost": usage.cost,
+        "cost": money_text(usage.cost),
         "cost_known": usage.cost_known,
         "currency": usage.currency,
         "usage_source": usage.source.value,

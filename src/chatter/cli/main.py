@@ -8,6 +8,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from chatter.cli.chat import chat
 from chatter.cli.users import users_app
 from chatter.settings import Settings
 from chatter.storage.db import create_engine
@@ -19,6 +20,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.command("chat")(chat)
 console = Console()
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from chatter.api.schemas.common import ApiModel
+from chatter.api.schemas.common import ApiModel, Money
 from chatter.api.schemas.conversations import WORKFLOW_NAME, ConversationOut, MessageOut
 
 MAX_MESSAGE_CHARS = 100_000
@@ -49,7 +48,7 @@ class ExecutionOut(ApiModel):
     total_tokens: int
     cached_tokens: int
     reasoning_tokens: int
-    total_cost: Decimal
+    total_cost: Money
     error: str | None
     correlation_id: str
 
@@ -64,7 +63,7 @@ class LLMCallOut(ApiModel):
     total_tokens: int
     cached_tokens: int
     reasoning_tokens: int
-    cost: Decimal
+    cost: Money
     cost_known: bool
     price_source: str | None
     currency: str

@@ -10,14 +10,14 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer
 T = TypeVar("T")
 
 
-def _money_json(value: Decimal) -> str:
+def money_text(value: Decimal) -> str:
     """Plain notation, trailing zeros dropped: a NUMERIC(28, 10) zero loads as `0E-10`,
     which must read `0` like a freshly created row does."""
     return format(value.normalize(), "f") if value else "0"
 
 
 # An exact amount, sent as a decimal string (never a float, never exponent notation).
-Money = Annotated[Decimal, PlainSerializer(_money_json, return_type=str, when_used="json")]
+Money = Annotated[Decimal, PlainSerializer(money_text, return_type=str, when_used="json")]
 
 
 class ApiModel(BaseModel):
