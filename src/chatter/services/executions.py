@@ -9,14 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.enums import UserRole
 from chatter.errors import NotFound
-from chatter.storage.models import LLMCall, ToolCallRecord, User, WorkflowExecution
+from chatter.storage.models import LLMCall, ToolInvocation, User, WorkflowExecution
 
 
 @dataclass(frozen=True)
 class ExecutionDetail:
     execution: WorkflowExecution
     llm_calls: list[LLMCall]
-    tool_calls: list[ToolCallRecord]
+    tool_calls: list[ToolInvocation]
 
 
 class ExecutionService:
@@ -32,9 +32,9 @@ class ExecutionService:
             .order_by(LLMCall.created_at, LLMCall.id)
         )
         tools = await session.scalars(
-            select(ToolCallRecord)
-            .where(ToolCallRecord.execution_id == execution.id)
-            .order_by(ToolCallRecord.created_at, ToolCallRecord.id)
+            select(ToolInvocation)
+            .where(ToolInvocation.execution_id == execution.id)
+            .order_by(ToolInvocation.created_at, ToolInvocation.id)
         )
         detail = ExecutionDetail(execution, list(calls), list(tools))
         await session.commit()

@@ -219,7 +219,7 @@ class LLMCall(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
-class ToolCallRecord(Base):
+class ToolInvocation(Base):
     """One row per tool invocation inside an execution (shown by GET /executions/{id})."""
 
     __tablename__ = "tool_calls"

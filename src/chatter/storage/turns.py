@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +18,69 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatter.domain.clock import utcnow
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
 from chatter.domain.usage import Usage
-from chatter.storage.models import Conversation, LLMCall, Message, ToolCallRecord, WorkflowExecution
+from chatter.storage.models import Conversation, LLMCall, Message, ToolInvocation, WorkflowExecution
+
+
+class CallUsage(Protocol):
+    """What storage needs of a model call record (workflows.events.ModelCallRecord)."""
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def node(self) -> str: ...
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def usage(self) -> Usage: ...
+
+    @property
+    def price_source(self) -> str: ...
+
+    @property
+    def latency_ms(self) -> int: ...
+
+    @property
+    def time_to_first_token_ms(self) -> int | None: ...
+
+    @property
+    def finish_reason(self) -> str | None: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
+class ToolUse(Protocol):
+    """What storage needs of a tool call record (workflows.events.ToolCallRecord)."""
+
+    @property
+    def tool_call_id(self) -> str: ...
+
+    @property
+    def node(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def arguments(self) -> dict[str, Any]: ...
+
+    @property
+    def result(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def latency_ms(self) -> int: ...
 
 
 @dataclass
@@ -90,8 +152,8 @@ def _message(conversation_id: str, sequence: int, draft: MessageDraft, now: date
     return message
 
 
-def llm_call_row(execution_id: str, correlation_id: str, record: Any) -> LLMCall:
-    u: Usage = record.usage
+def llm_call_row(execution_id: str, correlation_id: str, record: CallUsage) -> LLMCall:
+    u = record.usage
     return LLMCall(
         id=record.call_id,
         execution_id=execution_id,
@@ -117,8 +179,8 @@ def llm_call_row(execution_id: str, correlation_id: str, record: Any) -> LLMCall
     )
 
 
-def tool_call_row(execution_id: str, correlation_id: str, record: Any) -> ToolCallRecord:
-    return ToolCallRecord(
+def tool_call_row(execution_id: str, correlation_id: str, record: ToolUse) -> ToolInvocation:
+    return ToolInvocation(
         execution_id=execution_id,
         node=record.node,
         tool_call_id=record.tool_call_id,
