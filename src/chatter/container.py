@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chatter.providers.pricing import Pricer
@@ -35,6 +36,7 @@ class Container:
     executor: WorkflowExecutor
     chat: ChatService
     executions: ExecutionService
+    redis: Redis | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
@@ -61,9 +63,12 @@ class Container:
             executor=executor,
             chat=ChatService(sessions, providers, executor, settings.llm),
             executions=ExecutionService(),
+            redis=Redis.from_url(settings.redis_url) if settings.redis_url else None,
         )
 
     async def aclose(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
@@ -12,9 +11,9 @@ from accounting import assert_invariants
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatter.settings import Settings
-from chatter.storage.db import create_engine
 from chatter.storage.models import LLMCall, Message
 from conftest import Actor, UserFactory, openai_settings
 from fakes.openai_server import FakeOpenAIServer, FakeReply
@@ -34,13 +33,6 @@ def settings(database_url: str, fake_openai: FakeOpenAIServer) -> Settings:
 
 
 @pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[object]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(scope="module")
 async def alice(make_user: UserFactory) -> Actor:
     return await make_user()
 
@@ -55,7 +47,7 @@ async def chat(client: httpx.AsyncClient, user: Actor, **body: object) -> httpx.
 
 
 async def test_turn_stores_exactly_the_reported_usage(
-    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: object
+    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: AsyncEngine
 ) -> None:
     fake.enqueue(FakeReply(content="Hello from the fake.", usage=USAGE))
     response = await chat(client, alice, provider="openai", model="gpt-4o-mini")
@@ -101,11 +93,11 @@ async def test_turn_stores_exactly_the_reported_usage(
     assert call["price_source"] == "genai-prices"
     assert call["correlation_id"] == correlation_id
     assert call["status"] == "succeeded"
-    await assert_invariants(engine)  # type: ignore[arg-type]
+    await assert_invariants(engine)
 
 
 async def test_tool_turn_records_both_calls(
-    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: object
+    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: AsyncEngine
 ) -> None:
     first = {"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60}
     second = {
@@ -144,7 +136,7 @@ async def test_tool_turn_records_both_calls(
     assert [c["total_tokens"] for c in detail["llm_calls"]] == [60, 100]
     assert detail["tool_calls"][0]["result"] == "42"
     assert detail["total_tokens"] == assistant["total_tokens"] == 160
-    await assert_invariants(engine)  # type: ignore[arg-type]
+    await assert_invariants(engine)
 
 
 async def test_missing_usage_is_estimated(
@@ -172,7 +164,7 @@ async def test_unknown_price_is_flagged(
 
 
 async def test_concurrent_turns_keep_sequences_and_totals(
-    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: object
+    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: AsyncEngine
 ) -> None:
     created = await client.post("/api/v1/conversations", json={}, headers=alice.headers)
     conversation_id = created.json()["id"]
@@ -189,11 +181,11 @@ async def test_concurrent_turns_keep_sequences_and_totals(
     ).json()
     assert conversation["message_count"] == 60
     assert conversation["total_tokens"] == 30 * 18
-    await assert_invariants(engine)  # type: ignore[arg-type]
+    await assert_invariants(engine)
 
 
 async def test_failing_server_leaves_a_failed_execution(
-    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: object
+    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: AsyncEngine
 ) -> None:
     created = await client.post("/api/v1/conversations", json={}, headers=alice.headers)
     conversation_id = created.json()["id"]
@@ -223,11 +215,11 @@ async def test_failing_server_leaves_a_failed_execution(
         ("user", "complete"),
         ("assistant", "error"),
     ]
-    await assert_invariants(engine)  # type: ignore[arg-type]
+    await assert_invariants(engine)
 
 
 async def test_failure_after_a_successful_call_counts_only_that_call(
-    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: object
+    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: AsyncEngine
 ) -> None:
     fake.enqueue(
         FakeReply(
@@ -245,7 +237,7 @@ async def test_failure_after_a_successful_call_counts_only_that_call(
     ).json()
     assert conversation["total_tokens"] == 45
     assert conversation["message_count"] == 3  # user, tool, assistant(error)
-    await assert_invariants(engine)  # type: ignore[arg-type]
+    await assert_invariants(engine)
 
 
 async def test_timeout_is_a_provider_error(
@@ -281,9 +273,9 @@ async def test_unknown_provider_and_model_answer_400(
 
 
 async def test_bad_input_writes_nothing(
-    client: httpx.AsyncClient, alice: Actor, engine: object
+    client: httpx.AsyncClient, alice: Actor, engine: AsyncEngine
 ) -> None:
-    async with engine.connect() as connection:  # type: ignore[attr-defined]
+    async with engine.connect() as connection:
         before = (await connection.execute(select(func.count(Message.id)))).scalar_one()
         calls_before = (await connection.execute(select(func.count(LLMCall.id)))).scalar_one()
     for body in (
@@ -296,7 +288,7 @@ async def test_bad_input_writes_nothing(
         response = await client.post("/api/v1/chat", json=body, headers=alice.headers)
         assert response.status_code in (404, 422), (body, response.text)
         assert "error" in response.json()
-    async with engine.connect() as connection:  # type: ignore[attr-defined]
+    async with engine.connect() as connection:
         after = (await connection.execute(select(func.count(Message.id)))).scalar_one()
         calls_after = (await connection.execute(select(func.count(LLMCall.id)))).scalar_one()
     assert (after, calls_after) == (before, calls_before)
@@ -310,3 +302,21 @@ async def test_providers_endpoint(client: httpx.AsyncClient, alice: Actor) -> No
     assert providers["openai"]["configured"] is True
     assert providers["openai"]["models"][0]["price_known"] is True
     assert providers["anthropic"]["configured"] is False
+
+
+async def test_other_users_cannot_see_or_chat_into_a_conversation(
+    client: httpx.AsyncClient, alice: Actor, make_user: UserFactory, fake: FakeOpenAIServer
+) -> None:
+    fake.enqueue(FakeReply(content="private"))
+    body = (await chat(client, alice, message="my secret")).json()
+    mallory = await make_user()
+    execution = await client.get(
+        f"/api/v1/executions/{body['execution']['id']}", headers=mallory.headers
+    )
+    assert execution.status_code == 404
+    assert "my secret" not in execution.text
+    response = await chat(
+        client, mallory, message="let me in", conversation_id=body["conversation"]["id"]
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sse_client import SseEvent, read_events
 
 from chatter.settings import Settings
-from chatter.storage.db import create_engine
 from chatter.storage.models import LLMCall, Message, WorkflowExecution
 from conftest import Actor, UserFactory, live_server, openai_settings
 from fakes.openai_server import FakeOpenAIServer, FakeReply
@@ -32,13 +31,6 @@ def settings(database_url: str, fake_openai: FakeOpenAIServer) -> Settings:
 async def base_url(settings: Settings, client: httpx.AsyncClient) -> AsyncIterator[str]:
     async with live_server(settings) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture(scope="module")

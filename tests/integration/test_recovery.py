@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
-import pytest
 from accounting import assert_invariants
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatter.settings import Settings
-from chatter.storage.db import create_engine, create_session_factory
+from chatter.storage.db import create_session_factory
 from chatter.storage.models import LLMCall, Message, WorkflowExecution
 from conftest import UserFactory, running_app
-
-
-@pytest.fixture(scope="module")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def test_interrupted_execution_is_closed_once(

@@ -54,6 +54,16 @@ def _money() -> Mapped[Decimal]:
     return mapped_column(Money(), default=ZERO, server_default=text("0"), nullable=False)
 
 
+class TokenColumns:
+    """The token counts every usage-carrying row has (see domain/usage.py)."""
+
+    prompt_tokens: Mapped[int] = _tokens()
+    completion_tokens: Mapped[int] = _tokens()
+    total_tokens: Mapped[int] = _tokens()
+    cached_tokens: Mapped[int] = _tokens()
+    reasoning_tokens: Mapped[int] = _tokens()
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -100,7 +110,7 @@ class RefreshToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class Conversation(Base):
+class Conversation(TokenColumns, Base):
     __tablename__ = "conversations"
     __table_args__ = (Index("ix_conversations_user_updated", "user_id", "updated_at"),)
 
@@ -113,18 +123,13 @@ class Conversation(Base):
     default_system_prompt: Mapped[str | None] = mapped_column(Text)
     default_workflow: Mapped[str | None] = mapped_column(String(64))
     message_count: Mapped[int] = _tokens()
-    prompt_tokens: Mapped[int] = _tokens()
-    completion_tokens: Mapped[int] = _tokens()
-    total_tokens: Mapped[int] = _tokens()
-    cached_tokens: Mapped[int] = _tokens()
-    reasoning_tokens: Mapped[int] = _tokens()
     total_cost: Mapped[Decimal] = _money()
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
 
 
-class WorkflowExecution(Base):
+class WorkflowExecution(TokenColumns, Base):
     __tablename__ = "workflow_executions"
     __table_args__ = (Index("ix_workflow_executions_user_started", "user_id", "started_at"),)
 
@@ -140,17 +145,12 @@ class WorkflowExecution(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     llm_call_count: Mapped[int] = _tokens()
-    prompt_tokens: Mapped[int] = _tokens()
-    completion_tokens: Mapped[int] = _tokens()
-    total_tokens: Mapped[int] = _tokens()
-    cached_tokens: Mapped[int] = _tokens()
-    reasoning_tokens: Mapped[int] = _tokens()
     total_cost: Mapped[Decimal] = _money()
     error: Mapped[str | None] = mapped_column(Text)
     correlation_id: Mapped[str] = mapped_column(String(128), index=True, nullable=False)
 
 
-class Message(Base):
+class Message(TokenColumns, Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("conversation_id", "sequence", name="uq_messages_conversation_sequence"),
@@ -168,11 +168,6 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text)
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     tool_call_id: Mapped[str | None] = mapped_column(String(128))
-    prompt_tokens: Mapped[int] = _tokens()
-    completion_tokens: Mapped[int] = _tokens()
-    total_tokens: Mapped[int] = _tokens()
-    cached_tokens: Mapped[int] = _tokens()
-    reasoning_tokens: Mapped[int] = _tokens()
     cost: Mapped[Decimal] = _money()
     cost_known: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     currency: Mapped[str] = mapped_column(String(8), default="USD", nullable=False)
@@ -189,7 +184,7 @@ class Message(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
-class LLMCall(Base):
+class LLMCall(TokenColumns, Base):
     __tablename__ = "llm_calls"
     __table_args__ = (Index("ix_llm_calls_created_at", "created_at"),)
 
@@ -200,11 +195,6 @@ class LLMCall(Base):
     node: Mapped[str] = mapped_column(String(64), nullable=False)
     provider: Mapped[str] = mapped_column(String(64), nullable=False)
     model: Mapped[str] = mapped_column(String(128), nullable=False)
-    prompt_tokens: Mapped[int] = _tokens()
-    completion_tokens: Mapped[int] = _tokens()
-    total_tokens: Mapped[int] = _tokens()
-    cached_tokens: Mapped[int] = _tokens()
-    reasoning_tokens: Mapped[int] = _tokens()
     cost: Mapped[Decimal] = _money()
     cost_known: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     price_source: Mapped[str | None] = mapped_column(String(64))

@@ -139,37 +139,35 @@ def _message(conversation_id: str, sequence: int, draft: MessageDraft, now: date
         **draft.fields,
     )
     if draft.usage is not None:
-        u = draft.usage
-        message.prompt_tokens = u.prompt_tokens
-        message.completion_tokens = u.completion_tokens
-        message.total_tokens = u.total_tokens
-        message.cached_tokens = u.cached_tokens
-        message.reasoning_tokens = u.reasoning_tokens
-        message.cost = u.cost
-        message.cost_known = u.cost_known
-        message.currency = u.currency
-        message.usage_source = u.source.value
+        for name, value in usage_columns(draft.usage).items():
+            setattr(message, name, value)
     return message
 
 
+def usage_columns(usage: Usage) -> dict[str, Any]:
+    """A Usage as the columns of a message or LLM call row."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cost": usage.cost,
+        "cost_known": usage.cost_known,
+        "currency": usage.currency,
+        "usage_source": usage.source.value,
+    }
+
+
 def llm_call_row(execution_id: str, correlation_id: str, record: CallUsage) -> LLMCall:
-    u = record.usage
     return LLMCall(
         id=record.call_id,
         execution_id=execution_id,
         node=record.node,
         provider=record.provider,
         model=record.model,
-        prompt_tokens=u.prompt_tokens,
-        completion_tokens=u.completion_tokens,
-        total_tokens=u.total_tokens,
-        cached_tokens=u.cached_tokens,
-        reasoning_tokens=u.reasoning_tokens,
-        cost=u.cost,
-        cost_known=u.cost_known,
+        **usage_columns(record.usage),
         price_source=record.price_source,
-        currency=u.currency,
-        usage_source=u.source.value,
         latency_ms=record.latency_ms,
         time_to_first_token_ms=record.time_to_first_token_ms,
         finish_reason=record.finish_reason,
