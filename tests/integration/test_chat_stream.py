@@ -235,3 +235,126 @@ async def test_bad_input_is_a_json_error_not_a_stream(base_url: str, alice: Acto
             "/api/v1/chat/stream", json={"message": "x", "provider": "nope"}, headers=alice.headers
         )
         assert response.status_code == 400
+
+
+async def test_conversation_with_a_running_turn_cannot_be_deleted(
+    base_url: str, alice: Actor, fake: FakeOpenAIServer, engine: AsyncEngine
+) -> None:
+    fake.default_reply = FakeReply(content=LONG_TEXT, chunk_delay_s=0.02)
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=10) as http,
+        http.stream(
+            "POST", "/api/v1/chat/stream", json={"message": "go"}, headers=alice.headers
+        ) as response,
+    ):
+        async for event in read_events(response):
+            if event.event == "start":
+                conversation_id = event.data["conversation_id"]
+                refused = await http.delete(
+                    f"/api/v1/conversations/{conversation_id}", headers=alice.headers
+                )
+                assert refused.status_code == 409
+                assert refused.json()["error"]["code"] == "conflict"
+        assert event.event == "done"
+        deleted = await http.delete(
+            f"/api/v1/conversations/{conversation_id}", headers=alice.headers
+        )
+        assert deleted.status_code == 204
+    await assert_invariants(engine)
+
+
+def _mixed_responder(request: dict[str, Any]) -> FakeReply:
+    last = request["messages"][-1]
+    text = str(last.get("content") or "")
+    if last["role"] == "tool":
+        return FakeReply(content=f"The result is {text}.")
+    if "fail" in text:
+        return FakeReply(status=500, error_message="boom")
+    if "break" in text:
+        return FakeReply(content=LONG_TEXT, break_after_chunks=3)
+    if "tool" in text:
+        return FakeReply(
+            content="", tool_calls=[{"name": "calculator", "arguments": {"expression": "3*3"}}]
+        )
+    if "slow" in text:
+        return FakeReply(content=LONG_TEXT, chunk_delay_s=0.02)
+    return FakeReply(content="plain answer", usage=None if "nousage" in text else _USAGE)
+
+
+_USAGE = {"prompt_tokens": 21, "completion_tokens": 9, "total_tokens": 30}
+
+
+async def test_mixed_parallel_turns_keep_every_invariant(
+    base_url: str,
+    client: httpx.AsyncClient,
+    alice: Actor,
+    fake: FakeOpenAIServer,
+    engine: AsyncEngine,
+) -> None:
+    fake.set_responder(_mixed_responder)
+    created = await client.post("/api/v1/conversations", json={}, headers=alice.headers)
+    conversation_id = created.json()["id"]
+
+    async def plain(message: str, **extra: Any) -> None:
+        await client.post(
+            "/api/v1/chat",
+            json={"message": message, "conversation_id": conversation_id, **extra},
+            headers=alice.headers,
+        )
+
+    async def streamed(message: str, **extra: Any) -> None:
+        await stream_turn(
+            base_url, alice, message=message, conversation_id=conversation_id, **extra
+        )
+
+    async def cancelled() -> None:
+        async with (
+            httpx.AsyncClient(base_url=base_url, timeout=10) as http,
+            http.stream(
+                "POST",
+                "/api/v1/chat/stream",
+                json={"message": "slow", "conversation_id": conversation_id},
+                headers=alice.headers,
+            ) as response,
+        ):
+            async for event in read_events(response):
+                if event.event == "delta":
+                    break
+
+    jobs = []
+    for _ in range(3):
+        jobs += [
+            plain("hello"),
+            plain("nousage please"),
+            plain("tool please", workflow="chat_with_tools"),
+            plain("fail please"),
+            streamed("hello"),
+            streamed("tool please", workflow="chat_with_tools"),
+            streamed("break please"),
+            cancelled(),
+        ]
+    await asyncio.gather(*jobs)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        async with engine.connect() as connection:
+            running = (
+                await connection.execute(
+                    select(WorkflowExecution.id).where(WorkflowExecution.status == "running")
+                )
+            ).all()
+        if not running:
+            break
+        await asyncio.sleep(0.05)
+    await assert_invariants(engine)
+    async with engine.connect() as connection:
+        statuses = {
+            row.status
+            for row in (
+                await connection.execute(
+                    select(WorkflowExecution.status).where(
+                        WorkflowExecution.conversation_id == conversation_id
+                    )
+                )
+            ).all()
+        }
+    assert statuses == {"completed", "failed", "cancelled"}

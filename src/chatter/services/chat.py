@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.enums import (
@@ -272,10 +273,17 @@ class ChatService:
             for tool in progress.tools:
                 session.add(turns.tool_call_row(started.execution.id, turn.correlation_id, tool))
             await session.flush()
-            await turns.finish_execution(session, started.execution, status, reason)
-            drafts = self._closing_messages(turn, started, progress, records, usage, status, reason)
-            messages = await turns.append_messages(session, started.conversation.id, drafts)
-            await session.commit()
+            if await turns.finish_execution(session, started.execution, status, reason):
+                drafts = self._closing_messages(
+                    turn, started, progress, records, usage, status, reason
+                )
+                messages = await turns.append_messages(session, started.conversation.id, drafts)
+                await session.commit()
+            else:
+                # Someone else (crash recovery) closed it first and applied its usage:
+                # applying ours too would count it twice.
+                await session.rollback()
+                messages = await self._closing_messages_of(session, started.execution.id)
             conversation = await self._reload(session, Conversation, started.conversation.id)
             execution = await self._reload(session, WorkflowExecution, started.execution.id)
         log.info("turn_closed", execution_id=execution.id, status=status.value)
@@ -339,6 +347,15 @@ class ChatService:
             )
         )
         return drafts
+
+    @staticmethod
+    async def _closing_messages_of(session: AsyncSession, execution_id: str) -> list[Message]:
+        rows = await session.scalars(
+            select(Message)
+            .where(Message.workflow_execution_id == execution_id)
+            .order_by(Message.sequence)
+        )
+        return list(rows)
 
     @staticmethod
     async def _reload(session: AsyncSession, model: type[_Row], key: str) -> _Row:

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.clock import utcnow
-from chatter.domain.enums import ConversationStatus, UserRole
-from chatter.errors import BadRequest, NotFound
+from chatter.domain.enums import ConversationStatus, ExecutionStatus, UserRole
+from chatter.errors import BadRequest, Conflict, NotFound
 from chatter.services.pagination import Page, decode_cursor, encode_cursor
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
 
@@ -114,6 +114,18 @@ class ConversationService:
         conversation = await self.get(session=session, user=user, conversation_id=conversation_id)
         if conversation.user_id != user.id:
             raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
+        running = await session.scalar(
+            select(func.count(WorkflowExecution.id)).where(
+                WorkflowExecution.conversation_id == conversation.id,
+                WorkflowExecution.status == ExecutionStatus.RUNNING.value,
+            )
+        )
+        if running:
+            # Its turn still has usage to record on this conversation.
+            raise Conflict(
+                "A chat turn is still running in this conversation; delete it when it ends.",
+                details={"conversation_id": conversation_id},
+            )
         # Executions keep their usage for accounting; they only lose the link.
         await session.execute(
             update(WorkflowExecution)
