@@ -320,3 +320,16 @@ async def test_other_users_cannot_see_or_chat_into_a_conversation(
     )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_options_reach_the_model_server(
+    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer
+) -> None:
+    fake.enqueue(FakeReply(content="ok"))
+    response = await chat(client, alice, temperature=0.3, max_tokens=42, system_prompt="Be brief.")
+    assert response.status_code == 200, response.text
+    request = fake.requests[-1]
+    assert request["temperature"] == 0.3
+    assert request["max_tokens"] == 42
+    assert request["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert request["messages"][-1]["content"] == "Hi"

@@ -106,12 +106,16 @@ class ProviderRegistry:
                 max_retries=llm.max_retries,
                 stream_usage=True,
             )
+        # OpenAI itself wants max_completion_tokens; compatible servers (Ollama, vLLM,
+        # llama.cpp) reliably understand only the older max_tokens.
+        compatible_server = config.base_url is not None and options.max_tokens is not None
         return ChatOpenAI(
             model=resolved.model,
             api_key=config.api_key or SecretStr(PLACEHOLDER_KEY),
             base_url=config.base_url,
             temperature=options.temperature,
-            max_completion_tokens=options.max_tokens,
+            max_completion_tokens=None if compatible_server else options.max_tokens,
+            extra_body={"max_tokens": options.max_tokens} if compatible_server else None,
             timeout=llm.timeout_s,
             max_retries=llm.max_retries,
             # Off by default with a custom base URL; without it a stream's usage is lost.
