@@ -32,9 +32,13 @@ class ProviderSettings(BaseModel):
 
     base_url: str
     api_key: SecretStr | None = None
-    default_model: str = "default"
+    default_model: str | None = None  # default: the first of `models`
     models: list[str] = Field(default_factory=list)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
+
+    @property
+    def resolved_default_model(self) -> str:
+        return self.default_model or (self.models[0] if self.models else "default")
 
 
 class LLMSettings(BaseModel):

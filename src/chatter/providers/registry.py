@@ -159,7 +159,7 @@ def _configs(settings: Settings) -> list[ProviderConfig]:
             ProviderConfig(
                 name,
                 "openai",
-                provider.default_model,
+                provider.resolved_default_model,
                 tuple(provider.models),
                 provider.api_key,
                 provider.base_url,
