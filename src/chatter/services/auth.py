@@ -37,11 +37,13 @@ class AuthService:
 
     async def login(self, *, session: AsyncSession, email: str, password: str) -> TokenPair:
         user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+        # Don't hold the transaction (SQLite's write lock) while argon2 runs.
+        await session.commit()
         if user is None:
             # Hash anyway so response time doesn't reveal which emails exist.
-            self._passwords.hash(password)
+            await self._passwords.hash(password)
             raise Unauthorized(INVALID_CREDENTIALS)
-        if not self._passwords.verify(password, user.password_hash) or not user.is_active:
+        if not await self._passwords.verify(password, user.password_hash) or not user.is_active:
             raise Unauthorized(INVALID_CREDENTIALS)
         user.last_login_at = utcnow()
         pair = self._issue_pair(session, user.id, family_id=None)
@@ -53,15 +55,26 @@ class AuthService:
         record = await session.get(RefreshToken, claims.token_id)
         if record is None or record.revoked_at is not None:
             raise Unauthorized("Refresh token has been revoked.")
-        if record.used_at is not None:
-            # A rotated token came back: someone holds a copy. End the whole family.
+        # Claim the token atomically: of concurrent refreshes with one token, exactly one
+        # wins; any other use of it is a reuse and ends the whole family.
+        claimed = await session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.id == record.id,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(used_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
             await self._revoke_family(session, record.family_id)
             await session.commit()
             raise Unauthorized("Refresh token was already used; all sessions of it are revoked.")
         user = await session.get(User, record.user_id)
         if user is None or not user.is_active:
+            await session.commit()
             raise Unauthorized("User is inactive.")
-        record.used_at = utcnow()
         pair = self._issue_pair(session, user.id, family_id=record.family_id)
         await session.commit()
         return pair
