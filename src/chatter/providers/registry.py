@@ -32,6 +32,11 @@ class ProviderConfig:
     free: bool = False  # the offline demo model costs nothing, knowingly
 
     @property
+    def no_tool_choice(self) -> str | dict[str, str]:
+        """The `tool_choice` that forbids tool calls, in this provider's dialect."""
+        return {"type": "none"} if self.kind == "anthropic" else "none"
+
+    @property
     def configured(self) -> bool:
         return self.missing_key_hint is None
 

@@ -227,7 +227,8 @@ class ChatService:
             tools=self._tools if turn.workflow in TOOL_WORKFLOWS else {},
             max_tool_iterations=self._llm.max_tool_iterations,
         )
-        return WorkflowRun(turn.workflow, to_langchain(history, turn.system_prompt), context)
+        messages = to_langchain(history, turn.system_prompt, with_tools=bool(context.tools))
+        return WorkflowRun(turn.workflow, messages, context)
 
     async def _record_call(
         self, execution: WorkflowExecution, record: ModelCallRecord, progress: _Progress

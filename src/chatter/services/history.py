@@ -23,13 +23,20 @@ async def load_recent(session: AsyncSession, conversation_id: str, limit: int) -
     return list(reversed(list(rows)))
 
 
-def to_langchain(messages: Sequence[Message], system_prompt: str | None) -> list[BaseMessage]:
+def to_langchain(
+    messages: Sequence[Message], system_prompt: str | None, *, with_tools: bool = True
+) -> list[BaseMessage]:
     """A turn is stored as its tool messages, then one assistant message carrying the turn's
-    tool calls; the model must see them as assistant(tool_calls) -> tool results -> answer."""
+    tool calls; the model must see them as assistant(tool_calls) -> tool results -> answer.
+
+    Without tools (a plain `chat` turn) past tool exchanges are left out, keeping only the
+    answers: providers such as Anthropic refuse tool history when no tools are declared."""
     converted: list[BaseMessage] = [SystemMessage(system_prompt)] if system_prompt else []
     pending_tools: list[ToolMessage] = []
     for message in messages:
         if message.role == MessageRole.TOOL.value:
+            if not with_tools:
+                continue
             pending_tools.append(
                 ToolMessage(content=message.content, tool_call_id=message.tool_call_id or "")
             )

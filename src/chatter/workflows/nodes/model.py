@@ -19,9 +19,14 @@ async def model_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
     node = node_name(config, "model")
     emit = get_stream_writer()
     model: Any = context.chat_model
-    # The last permitted call goes without tools, so a tool loop always ends in an answer.
-    if context.tools and state["model_calls"] < context.max_tool_iterations:
-        model = context.chat_model.bind_tools(list(context.tools.values()))
+    if context.tools:
+        # The last permitted call may not use tools, so a tool loop always ends in an
+        # answer; the tools stay declared because the history holds tool calls.
+        last_call = state["model_calls"] >= context.max_tool_iterations
+        choice = context.resolved.config.no_tool_choice if last_call else None
+        # BaseChatModel types tool_choice as str, but providers accept their own dicts.
+        bind_tools: Any = context.chat_model.bind_tools
+        model = bind_tools(list(context.tools.values()), tool_choice=choice)
     call = context.ledger.open(node, context.resolved, list(state["messages"]))
     stream = model.astream(state["messages"], config={"callbacks": []})
     try:
