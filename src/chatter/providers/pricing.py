@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
@@ -13,6 +13,9 @@ from chatter.domain.usage import TokenCounts
 from chatter.settings import PriceOverride
 
 PER_MILLION = Decimal(1_000_000)
+# Each call's cost is rounded once, here, to what the database stores (10 places), so every
+# total built from calls equals the sum of the stored call costs exactly.
+COST_QUANTUM = Decimal("1e-10")
 GENAI_PRICES = "genai-prices"
 
 
@@ -51,7 +54,8 @@ class Pricer:
             return FREE
         override = self._overrides.get(f"{provider}/{model}") or self._overrides.get(model)
         if override is not None:
-            return Price(_override_cost(override, tokens), True, override.currency, "override")
+            cost = _override_cost(override, tokens).quantize(COST_QUANTUM, ROUND_HALF_EVEN)
+            return Price(cost, True, override.currency, "override")
         if genai_provider_id is None:
             return UNKNOWN_PRICE
         return _genai_price(model, genai_provider_id, tokens)
@@ -81,4 +85,5 @@ def _genai_price(model: str, provider_id: str, tokens: TokenCounts) -> Price:
             calculation = calc_price(usage, model, provider_id=provider_id)
     except (LookupError, ValueError):
         return UNKNOWN_PRICE
-    return Price(Decimal(calculation.total_price), True, "USD", GENAI_PRICES)
+    cost = Decimal(calculation.total_price).quantize(COST_QUANTUM, ROUND_HALF_EVEN)
+    return Price(cost, True, "USD", GENAI_PRICES)

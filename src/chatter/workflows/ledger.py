@@ -92,15 +92,17 @@ class CallLedger:
         """
         received = call.received
         if received is None:
-            return self._close(call, Usage(), "none", status, None, error)
+            # Nothing came back (refused, or never answered): our estimate is zero, and it
+            # is marked as ours, not as a count the provider reported.
+            nothing = Usage(source=UsageSource.ESTIMATED)
+            return self._close(call, nothing, "none", status, None, error)
         message = AIMessage(
             content=received.content,
             tool_calls=received.tool_calls,
             usage_metadata=received.usage_metadata,
             response_metadata=received.response_metadata,
         )
-        if reported_token_counts(message) is None and not (message.text or message.tool_calls):
-            return self._close(call, Usage(), "none", status, None, error)
+        # The stream had begun, so the prompt was processed even if no text arrived yet.
         usage, price_source = usage_of_call(call.resolved, self._pricer, call.inputs, message)
         return self._close(call, usage, price_source, status, None, error)
 
