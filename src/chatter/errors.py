@@ -60,3 +60,10 @@ class ProviderError(ChatterError):
 class ServiceUnavailable(ChatterError):
     code = "service_unavailable"
     status_code = 503
+
+
+class InternalError(ChatterError):
+    """An unexpected failure, reported without internals."""
+
+    code = "internal_error"
+    status_code = 500

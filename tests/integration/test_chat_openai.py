@@ -8,6 +8,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from accounting import assert_invariants
+from fastapi import FastAPI
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 from sqlalchemy import func, select
@@ -333,3 +334,48 @@ async def test_options_reach_the_model_server(
     assert request["max_tokens"] == 42
     assert request["messages"][0] == {"role": "system", "content": "Be brief."}
     assert request["messages"][-1]["content"] == "Hi"
+
+
+async def test_odd_model_output_is_stored_not_a_500(
+    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, engine: AsyncEngine
+) -> None:
+    fake.enqueue(
+        FakeReply(content="", tool_calls=[{"name": "t" * 200, "arguments": {"a": "b\x00c"}}]),
+        FakeReply(content="ok\x00done", finish_reason="f" * 50),
+    )
+    response = await chat(client, alice, message="odd", workflow="chat_with_tools")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["assistant_message"]["content"] == "okdone"
+    assert len(body["assistant_message"]["finish_reason"]) == 32
+    (tool_message,) = body["tool_messages"]
+    assert tool_message["status"] == "error"
+    await assert_invariants(engine)
+
+
+async def test_unexpected_failure_is_recorded_and_reported(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    alice: Actor,
+    fake: FakeOpenAIServer,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*_: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(app.state.container.chat, "_record_call", broken)
+    fake.enqueue(FakeReply(content="never stored as complete"))
+    response = await chat(client, alice, message="boom")
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["code"] == "internal_error"
+    assert "disk on fire" not in response.text
+    execution = (
+        await client.get(
+            f"/api/v1/executions/{error['details']['execution_id']}", headers=alice.headers
+        )
+    ).json()
+    assert execution["status"] == "failed"
+    assert execution["llm_call_count"] == 1  # the answered call is on record all the same
+    await assert_invariants(engine)

@@ -8,36 +8,31 @@ tool and assistant messages, the execution's outcome and the conversation's incr
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass
 
 import anyio
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.enums import (
     ExecutionStatus,
     LLMCallStatus,
     MessageRole,
-    MessageStatus,
 )
-from chatter.domain.usage import Usage, total_usage
-from chatter.errors import ChatterError, NotFound, ProviderError
+from chatter.errors import ChatterError, InternalError, NotFound
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
 from chatter.services.chat_events import TurnClosed, TurnEvent, TurnStarted
 from chatter.services.history import load_recent, to_langchain
+from chatter.services.turn_closing import Outcome, TurnCloser, TurnProgress
 from chatter.settings import LLMSettings
 from chatter.storage import turns
-from chatter.storage.models import Conversation, Message, User, WorkflowExecution
+from chatter.storage.models import Conversation, User, WorkflowExecution
 from chatter.workflows.events import (
     ModelCallFinished,
     ModelCallRecord,
     ToolCallFinished,
-    ToolCallRecord,
     WorkflowFinished,
 )
 from chatter.workflows.executor import WorkflowExecutor, WorkflowRun
@@ -47,7 +42,6 @@ from chatter.workflows.templates import CHAT, TOOL_WORKFLOWS
 from chatter.workflows.tools import builtin_tools
 
 log = get_logger("chatter.chat")
-_Row = TypeVar("_Row", Conversation, WorkflowExecution, Message)
 TITLE_LENGTH = 60
 
 
@@ -76,17 +70,6 @@ class AdmittedTurn:
     correlation_id: str
 
 
-@dataclass
-class _Progress:
-    """What the run has produced so far; enough to close the turn however it ends."""
-
-    ledger: CallLedger
-    started: float = field(default_factory=time.monotonic)
-    recorded: set[str] = field(default_factory=set)
-    tools: list[ToolCallRecord] = field(default_factory=list)
-    result_text: str | None = None
-
-
 class ChatService:
     def __init__(
         self,
@@ -100,6 +83,7 @@ class ChatService:
         self._executor = executor
         self._llm = llm
         self._tools = builtin_tools()
+        self._closer = TurnCloser(sessions)
 
     async def admit(
         self, *, session: AsyncSession, user: User, request: ChatRequest, correlation_id: str
@@ -147,37 +131,61 @@ class ChatService:
 
     async def _drive(self, turn: AdmittedTurn, emit: Callable[[TurnEvent | None], None]) -> None:
         try:
-            started = await self._open(turn)
+            progress = TurnProgress(CallLedger(self._registry.pricer), turn.resolved)
+            started = await self._open_uninterrupted(turn, progress)
             emit(started)
-            progress = _Progress(ledger=CallLedger(self._registry.pricer))
-            try:
-                async for event in self._run(turn, started, progress):
-                    emit(event)
-            except ChatterError as exc:
-                emit(await self._close_interrupted(turn, started, progress, exc))
-            except BaseException as exc:
-                # Cancelled (caller gone) or a bug: close the turn anyway, so nothing stays
-                # running and no usage is lost; then re-raise.
-                await self._close_interrupted(turn, started, progress, exc)
-                raise
+            emit(await self._run_and_close(turn, started, progress, emit))
         finally:
             emit(None)
 
+    async def _open_uninterrupted(self, turn: AdmittedTurn, progress: TurnProgress) -> TurnStarted:
+        """Open the turn; a cancellation that arrives meanwhile waits for the open to commit
+        and then closes the turn as cancelled, so no execution is left running."""
+        opening = asyncio.ensure_future(self._open(turn))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            started = await opening
+            outcome = Outcome(ExecutionStatus.CANCELLED, _reason(asyncio.CancelledError()))
+            await self._closer.close(started, progress, outcome)
+            raise
+
+    async def _run_and_close(
+        self,
+        turn: AdmittedTurn,
+        started: TurnStarted,
+        progress: TurnProgress,
+        emit: Callable[[TurnEvent | None], None],
+    ) -> TurnClosed:
+        try:
+            async for event in self._run(turn, started, progress):
+                emit(event)
+        except ChatterError as exc:
+            return await self._close_interrupted(started, progress, exc, exc)
+        except Exception as exc:  # a bug or a database failure: close it, say so, log it
+            log.exception("turn_failed", execution_id=started.execution.id)
+            error = InternalError("The turn failed unexpectedly; it was recorded as failed.")
+            return await self._close_interrupted(started, progress, exc, error)
+        except BaseException as exc:
+            # Cancelled: the caller is gone. Close the turn anyway, then re-raise.
+            await self._close_interrupted(started, progress, exc, None)
+            raise
+        return await self._closer.close(started, progress, Outcome(ExecutionStatus.COMPLETED))
+
     async def _run(
-        self, turn: AdmittedTurn, started: TurnStarted, progress: _Progress
+        self, turn: AdmittedTurn, started: TurnStarted, progress: TurnProgress
     ) -> AsyncGenerator[TurnEvent]:
         run = await self._workflow_run(turn, started, progress.ledger)
         async with aclosing(self._executor.stream(run)) as events:
             async for event in events:
                 if isinstance(event, ModelCallFinished):
-                    await self._record_call(started.execution, event.record, progress)
+                    await self._record_call(started.execution, event.record)
                 elif isinstance(event, ToolCallFinished):
                     progress.tools.append(event.record)
                 if isinstance(event, WorkflowFinished):
                     progress.result_text = event.result.final_text
-                    break
+                    return
                 yield event
-        yield await self._close(turn, started, progress, ExecutionStatus.COMPLETED)
 
     async def _open(self, turn: AdmittedTurn) -> TurnStarted:
         async with self._sessions() as session:
@@ -202,7 +210,9 @@ class ChatService:
             )
             session.add(execution)
             await session.commit()
-            conversation = await self._reload(session, Conversation, conversation.id)
+            # Reread: concurrent turns moved its aggregates since it was loaded.
+            fresh = await session.get(Conversation, conversation.id, populate_existing=True)
+            conversation = fresh or conversation
         log.info("turn_opened", execution_id=execution.id, conversation_id=conversation.id)
         return TurnStarted(conversation, user_message, execution, turn.correlation_id)
 
@@ -230,20 +240,17 @@ class ChatService:
         messages = to_langchain(history, turn.system_prompt, with_tools=bool(context.tools))
         return WorkflowRun(turn.workflow, messages, context)
 
-    async def _record_call(
-        self, execution: WorkflowExecution, record: ModelCallRecord, progress: _Progress
-    ) -> None:
+    async def _record_call(self, execution: WorkflowExecution, record: ModelCallRecord) -> None:
         async with self._sessions() as session:
             session.add(turns.llm_call_row(execution.id, execution.correlation_id, record))
             await session.commit()
-        progress.recorded.add(record.call_id)
 
     async def _close_interrupted(
         self,
-        turn: AdmittedTurn,
         started: TurnStarted,
-        progress: _Progress,
+        progress: TurnProgress,
         exc: BaseException,
+        error: ChatterError | None,
     ) -> TurnClosed:
         cancelled = not isinstance(exc, Exception)
         status = ExecutionStatus.CANCELLED if cancelled else ExecutionStatus.FAILED
@@ -251,125 +258,7 @@ class ChatService:
         call_status = LLMCallStatus.PARTIAL if cancelled else LLMCallStatus.FAILED
         progress.ledger.interrupt_open_calls(call_status, reason)
         log.warning("turn_interrupted", status=status.value, error=reason)
-        error = exc if isinstance(exc, ChatterError) else None
-        return await self._close(turn, started, progress, status, reason, error)
-
-    async def _close(
-        self,
-        turn: AdmittedTurn,
-        started: TurnStarted,
-        progress: _Progress,
-        status: ExecutionStatus,
-        reason: str | None = None,
-        error: ChatterError | None = None,
-    ) -> TurnClosed:
-        records = progress.ledger.records
-        usage = total_usage([record.usage for record in records])
-        async with self._sessions() as session:
-            for record in records:
-                if record.call_id not in progress.recorded:
-                    session.add(
-                        turns.llm_call_row(started.execution.id, turn.correlation_id, record)
-                    )
-            for tool in progress.tools:
-                session.add(turns.tool_call_row(started.execution.id, turn.correlation_id, tool))
-            await session.flush()
-            if await turns.finish_execution(session, started.execution, status, reason):
-                drafts = self._closing_messages(
-                    turn, started, progress, records, usage, status, reason
-                )
-                messages = await turns.append_messages(session, started.conversation.id, drafts)
-                await session.commit()
-            else:
-                # Someone else (crash recovery) closed it first and applied its usage:
-                # applying ours too would count it twice.
-                await session.rollback()
-                messages = await self._closing_messages_of(session, started.execution.id)
-            conversation = await self._reload(session, Conversation, started.conversation.id)
-            execution = await self._reload(session, WorkflowExecution, started.execution.id)
-        log.info("turn_closed", execution_id=execution.id, status=status.value)
-        return TurnClosed(
-            conversation=conversation,
-            user_message=started.user_message,
-            assistant_message=messages[-1],
-            tool_messages=messages[:-1],
-            execution=execution,
-            error=error,
-        )
-
-    def _closing_messages(
-        self,
-        turn: AdmittedTurn,
-        started: TurnStarted,
-        progress: _Progress,
-        records: list[ModelCallRecord],
-        usage: Usage,
-        status: ExecutionStatus,
-        reason: str | None,
-    ) -> list[turns.MessageDraft]:
-        common = {
-            "correlation_id": turn.correlation_id,
-            "workflow_execution_id": started.execution.id,
-        }
-        drafts = [
-            turns.MessageDraft(
-                MessageRole.TOOL,
-                tool.result,
-                MessageStatus.COMPLETE if tool.status == "succeeded" else MessageStatus.ERROR,
-                fields={**common, "tool_call_id": tool.tool_call_id},
-            )
-            for tool in progress.tools
-        ]
-        content = progress.result_text
-        if content is None:  # interrupted: what the last call had produced so far
-            content = records[-1].content if records else ""
-        message_status = {
-            ExecutionStatus.COMPLETED: MessageStatus.COMPLETE,
-            ExecutionStatus.CANCELLED: MessageStatus.PARTIAL,
-        }.get(status, MessageStatus.ERROR)
-        drafts.append(
-            turns.MessageDraft(
-                MessageRole.ASSISTANT,
-                content,
-                message_status,
-                usage=usage,
-                fields={
-                    **common,
-                    "error": reason,
-                    "tool_calls": _tool_calls_json(progress.tools),
-                    "provider_used": turn.resolved.provider,
-                    "model_used": turn.resolved.model,
-                    "response_time_ms": int((time.monotonic() - progress.started) * 1000),
-                    "time_to_first_token_ms": records[0].time_to_first_token_ms
-                    if records
-                    else None,
-                    "finish_reason": records[-1].finish_reason if records else None,
-                },
-            )
-        )
-        return drafts
-
-    @staticmethod
-    async def _closing_messages_of(session: AsyncSession, execution_id: str) -> list[Message]:
-        rows = await session.scalars(
-            select(Message)
-            .where(Message.workflow_execution_id == execution_id)
-            .order_by(Message.sequence)
-        )
-        return list(rows)
-
-    @staticmethod
-    async def _reload(session: AsyncSession, model: type[_Row], key: str) -> _Row:
-        row = await session.get(model, key, populate_existing=True)
-        if row is None:
-            raise NotFound(f"{model.__name__} {key} disappeared.")
-        return row
-
-
-def _tool_calls_json(tools: list[ToolCallRecord]) -> list[dict[str, object]] | None:
-    if not tools:
-        return None
-    return [{"id": t.tool_call_id, "name": t.name, "args": t.arguments} for t in tools]
+        return await self._closer.close(started, progress, Outcome(status, reason, error))
 
 
 def _reason(exc: BaseException) -> str:
@@ -378,6 +267,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, Exception):
         return f"internal error: {type(exc).__name__}"
     return "cancelled: the client went away before the turn finished"
-
-
-__all__ = ["AdmittedTurn", "ChatRequest", "ChatService", "ProviderError"]

@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatter.domain.clock import utcnow
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
 from chatter.domain.usage import Usage
-from chatter.storage.models import Conversation, LLMCall, Message, ToolInvocation, WorkflowExecution
+from chatter.storage.models import (
+    Base,
+    Conversation,
+    LLMCall,
+    Message,
+    ToolInvocation,
+    WorkflowExecution,
+)
 
 
 class CallUsage(Protocol):
@@ -83,6 +90,21 @@ class ToolUse(Protocol):
     def latency_ms(self) -> int: ...
 
 
+def fit(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
+    """Make text from models and users storable alike on SQLite and PostgreSQL: drop NUL
+    characters (PostgreSQL refuses them) and clip strings to their column's length."""
+    columns = model.__table__.columns
+    fitted = {}
+    for name, value in values.items():
+        if isinstance(value, str):
+            value = value.replace("\x00", "")
+            length = getattr(columns[name].type, "length", None) if name in columns else None
+            if length is not None:
+                value = value[:length]
+        fitted[name] = value
+    return fitted
+
+
 @dataclass
 class MessageDraft:
     role: MessageRole
@@ -129,19 +151,18 @@ async def append_messages(
 
 
 def _message(conversation_id: str, sequence: int, draft: MessageDraft, now: datetime) -> Message:
-    message = Message(
-        conversation_id=conversation_id,
-        sequence=sequence,
-        role=draft.role.value,
-        content=draft.content,
-        status=draft.status.value,
-        created_at=now,
+    values = {
+        "conversation_id": conversation_id,
+        "sequence": sequence,
+        "role": draft.role.value,
+        "content": draft.content,
+        "status": draft.status.value,
+        "created_at": now,
         **draft.fields,
-    )
+    }
     if draft.usage is not None:
-        for name, value in usage_columns(draft.usage).items():
-            setattr(message, name, value)
-    return message
+        values.update(usage_columns(draft.usage))
+    return Message(**fit(Message, values))
 
 
 def usage_columns(usage: Usage) -> dict[str, Any]:
@@ -160,35 +181,37 @@ def usage_columns(usage: Usage) -> dict[str, Any]:
 
 
 def llm_call_row(execution_id: str, correlation_id: str, record: CallUsage) -> LLMCall:
-    return LLMCall(
-        id=record.call_id,
-        execution_id=execution_id,
-        node=record.node,
-        provider=record.provider,
-        model=record.model,
+    values = {
+        "id": record.call_id,
+        "execution_id": execution_id,
+        "node": record.node,
+        "provider": record.provider,
+        "model": record.model,
         **usage_columns(record.usage),
-        price_source=record.price_source,
-        latency_ms=record.latency_ms,
-        time_to_first_token_ms=record.time_to_first_token_ms,
-        finish_reason=record.finish_reason,
-        status=record.status,
-        error=record.error,
-        correlation_id=correlation_id,
-    )
+        "price_source": record.price_source,
+        "latency_ms": record.latency_ms,
+        "time_to_first_token_ms": record.time_to_first_token_ms,
+        "finish_reason": record.finish_reason,
+        "status": record.status,
+        "error": record.error,
+        "correlation_id": correlation_id,
+    }
+    return LLMCall(**fit(LLMCall, values))
 
 
 def tool_call_row(execution_id: str, correlation_id: str, record: ToolUse) -> ToolInvocation:
-    return ToolInvocation(
-        execution_id=execution_id,
-        node=record.node,
-        tool_call_id=record.tool_call_id,
-        name=record.name,
-        arguments=record.arguments,
-        result=record.result,
-        status=record.status,
-        latency_ms=record.latency_ms,
-        correlation_id=correlation_id,
-    )
+    values = {
+        "execution_id": execution_id,
+        "node": record.node,
+        "tool_call_id": record.tool_call_id,
+        "name": record.name,
+        "arguments": record.arguments,
+        "result": record.result,
+        "status": record.status,
+        "latency_ms": record.latency_ms,
+        "correlation_id": correlation_id,
+    }
+    return ToolInvocation(**fit(ToolInvocation, values))
 
 
 async def finish_execution(
@@ -229,7 +252,7 @@ async def finish_execution(
             cached_tokens=cached,
             reasoning_tokens=reasoning,
             total_cost=cost if cost is not None else 0,
-            error=error,
+            error=error.replace("\x00", "") if error else None,
         )
         .execution_options(synchronize_session=False)
     )

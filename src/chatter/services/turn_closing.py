@@ -1,0 +1,180 @@
+"""Closing a chat turn: one transaction that writes the tool and assistant messages, the
+execution's outcome and the conversation's increments - whatever way the turn ended."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
+from chatter.domain.usage import Usage, total_usage
+from chatter.errors import ChatterError, NotFound
+from chatter.observability.logging import get_logger
+from chatter.providers.registry import ResolvedModel
+from chatter.services.chat_events import TurnClosed, TurnStarted
+from chatter.storage import turns
+from chatter.storage.models import Conversation, LLMCall, Message, WorkflowExecution
+from chatter.workflows.events import ModelCallRecord, ToolCallRecord
+from chatter.workflows.ledger import CallLedger
+
+log = get_logger("chatter.chat")
+_Row = TypeVar("_Row", Conversation, WorkflowExecution)
+_MESSAGE_STATUS = {
+    ExecutionStatus.COMPLETED: MessageStatus.COMPLETE,
+    ExecutionStatus.CANCELLED: MessageStatus.PARTIAL,
+}
+
+
+@dataclass
+class TurnProgress:
+    """What the run has produced so far; enough to close the turn however it ends."""
+
+    ledger: CallLedger
+    resolved: ResolvedModel
+    started: float = field(default_factory=time.monotonic)
+    tools: list[ToolCallRecord] = field(default_factory=list)
+    result_text: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: ExecutionStatus
+    reason: str | None = None
+    error: ChatterError | None = None
+
+
+class TurnCloser:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def close(
+        self, started: TurnStarted, progress: TurnProgress, outcome: Outcome
+    ) -> TurnClosed:
+        """The full close. If it cannot be written, close at least the execution, so no
+        turn is left running, then re-raise."""
+        try:
+            return await self._close(started, progress, outcome)
+        except Exception as exc:
+            log.exception("turn_close_failed", execution_id=started.execution.id)
+            await self._close_execution_only(started.execution, exc)
+            raise
+
+    async def _close(
+        self, started: TurnStarted, progress: TurnProgress, outcome: Outcome
+    ) -> TurnClosed:
+        records = progress.ledger.records
+        execution_id = started.execution.id
+        async with self._sessions() as session:
+            # Rows already committed as their calls ended are not written twice.
+            stored = set(
+                await session.scalars(
+                    select(LLMCall.id).where(LLMCall.execution_id == execution_id)
+                )
+            )
+            for record in records:
+                if record.call_id not in stored:
+                    session.add(turns.llm_call_row(execution_id, started.correlation_id, record))
+            for tool in progress.tools:
+                session.add(turns.tool_call_row(execution_id, started.correlation_id, tool))
+            await session.flush()
+            if await turns.finish_execution(
+                session, started.execution, outcome.status, outcome.reason
+            ):
+                drafts = _closing_messages(started, progress, records, outcome)
+                messages = await turns.append_messages(session, started.conversation.id, drafts)
+                await session.commit()
+            else:
+                # Crash recovery closed it first and applied the recorded usage; applying
+                # ours too would count it twice.
+                await session.rollback()
+                messages = await _messages_of(session, execution_id)
+            conversation = await _reload(session, Conversation, started.conversation.id)
+            execution = await _reload(session, WorkflowExecution, execution_id)
+        log.info("turn_closed", execution_id=execution_id, status=outcome.status.value)
+        return TurnClosed(
+            conversation=conversation,
+            user_message=started.user_message,
+            assistant_message=messages[-1],
+            tool_messages=messages[:-1],
+            execution=execution,
+            error=outcome.error,
+        )
+
+    async def _close_execution_only(self, execution: WorkflowExecution, exc: Exception) -> None:
+        reason = f"the turn could not be recorded: {type(exc).__name__}"
+        try:
+            async with self._sessions() as session:
+                await turns.finish_execution(session, execution, ExecutionStatus.FAILED, reason)
+                await session.commit()
+        except Exception:  # the database itself is gone: startup recovery will close it
+            log.exception("turn_close_fallback_failed", execution_id=execution.id)
+
+
+def _closing_messages(
+    started: TurnStarted,
+    progress: TurnProgress,
+    records: list[ModelCallRecord],
+    outcome: Outcome,
+) -> list[turns.MessageDraft]:
+    common = {
+        "correlation_id": started.correlation_id,
+        "workflow_execution_id": started.execution.id,
+    }
+    drafts = [
+        turns.MessageDraft(
+            MessageRole.TOOL,
+            tool.result,
+            MessageStatus.COMPLETE if tool.status == "succeeded" else MessageStatus.ERROR,
+            fields={**common, "tool_call_id": tool.tool_call_id},
+        )
+        for tool in progress.tools
+    ]
+    content = progress.result_text
+    if content is None:  # interrupted: what the last call had produced so far
+        content = records[-1].content if records else ""
+    usage: Usage = total_usage([record.usage for record in records])
+    drafts.append(
+        turns.MessageDraft(
+            MessageRole.ASSISTANT,
+            content,
+            _MESSAGE_STATUS.get(outcome.status, MessageStatus.ERROR),
+            usage=usage,
+            fields={
+                **common,
+                "error": outcome.reason,
+                "tool_calls": _tool_calls_json(progress.tools),
+                "provider_used": progress.resolved.provider,
+                "model_used": progress.resolved.model,
+                "response_time_ms": int((time.monotonic() - progress.started) * 1000),
+                "time_to_first_token_ms": records[0].time_to_first_token_ms if records else None,
+                "finish_reason": records[-1].finish_reason if records else None,
+            },
+        )
+    )
+    return drafts
+
+
+def _tool_calls_json(tools: list[ToolCallRecord]) -> list[dict[str, object]] | None:
+    if not tools:
+        return None
+    return [{"id": t.tool_call_id, "name": t.name, "args": t.arguments} for t in tools]
+
+
+async def _messages_of(session: AsyncSession, execution_id: str) -> list[Message]:
+    rows = await session.scalars(
+        select(Message)
+        .where(Message.workflow_execution_id == execution_id)
+        .order_by(Message.sequence)
+    )
+    return list(rows)
+
+
+async def _reload(session: AsyncSession, model: type[_Row], key: str) -> _Row:
+    row = await session.get(model, key, populate_existing=True)
+    if row is None:
+        raise NotFound(f"{model.__name__} {key} disappeared.")
+    return row
