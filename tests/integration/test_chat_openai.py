@@ -379,3 +379,27 @@ async def test_unexpected_failure_is_recorded_and_reported(
     assert execution["status"] == "failed"
     assert execution["llm_call_count"] == 1  # the answered call is on record all the same
     await assert_invariants(engine)
+
+
+async def test_nul_characters_are_refused_everywhere(
+    client: httpx.AsyncClient, alice: Actor, engine: AsyncEngine
+) -> None:
+    for path, body in (
+        ("/api/v1/chat", {"message": "a\x00b"}),
+        ("/api/v1/chat", {"message": "hi", "model": "gpt-4o-mini\x00"}),
+        ("/api/v1/conversations", {"title": "t\x00"}),
+        ("/api/v1/auth/login", {"email": "a\x00@example.com", "password": "x"}),
+    ):
+        response = await client.post(path, json=body, headers=alice.headers)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"]["code"] == "validation_error"
+    for path in ("/api/v1/conversations/%00", "/api/v1/executions/%00x"):
+        response = await client.get(path, headers=alice.headers)
+        assert response.status_code == 404, path
+    response = await client.get(
+        "/api/v1/conversations",
+        params={"cursor": "WyIyMDI2IiwgIlx1MDAwMCJd"},
+        headers=alice.headers,
+    )
+    assert response.status_code == 400
+    await assert_invariants(engine)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.clock import utcnow
+from chatter.domain.ids import is_valid_id
 from chatter.errors import BadRequest, NotFound
 from chatter.services.credentials import generate_api_key
 from chatter.storage.models import ApiKey, User
@@ -57,7 +58,7 @@ class ApiKeyService:
         return list(rows)
 
     async def revoke(self, *, session: AsyncSession, user: User, key_id: str) -> None:
-        record = await session.get(ApiKey, key_id)
+        record = await session.get(ApiKey, key_id) if is_valid_id(key_id) else None
         if record is None or record.user_id != user.id:
             raise NotFound("API key not found.")
         if record.revoked_at is None:

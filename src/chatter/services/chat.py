@@ -20,6 +20,7 @@ from chatter.domain.enums import (
     LLMCallStatus,
     MessageRole,
 )
+from chatter.domain.ids import is_valid_id
 from chatter.errors import ChatterError, InternalError, NotFound
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
@@ -90,7 +91,11 @@ class ChatService:
     ) -> AdmittedTurn:
         conversation = None
         if request.conversation_id is not None:
-            conversation = await session.get(Conversation, request.conversation_id)
+            conversation = (
+                await session.get(Conversation, request.conversation_id)
+                if is_valid_id(request.conversation_id)
+                else None
+            )
             if conversation is None or conversation.user_id != user.id:
                 raise NotFound(
                     "Conversation not found.",

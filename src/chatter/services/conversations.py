@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.clock import utcnow
 from chatter.domain.enums import ConversationStatus, ExecutionStatus, UserRole
+from chatter.domain.ids import is_valid_id
 from chatter.errors import BadRequest, Conflict, NotFound
 from chatter.services.pagination import Page, decode_cursor, encode_cursor
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
@@ -60,7 +61,11 @@ class ConversationService:
 
     async def get(self, *, session: AsyncSession, user: User, conversation_id: str) -> Conversation:
         """The conversation if `user` may see it; otherwise 404, never 403 (no existence leak)."""
-        conversation = await session.get(Conversation, conversation_id)
+        conversation = (
+            await session.get(Conversation, conversation_id)
+            if is_valid_id(conversation_id)
+            else None
+        )
         if conversation is None or not _may_read(user, conversation):
             raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
         return conversation
@@ -180,7 +185,7 @@ def _may_read(user: User, conversation: Conversation) -> bool:
 def _after_cursor(query: Select[Conversation], cursor: str) -> Select[Conversation]:
     updated_raw, last_id = decode_cursor(cursor, 2)
     invalid = BadRequest("Invalid pagination cursor.", details={"cursor": cursor})
-    if not isinstance(updated_raw, str) or not isinstance(last_id, str):
+    if not isinstance(updated_raw, str) or not isinstance(last_id, str) or not is_valid_id(last_id):
         raise invalid
     try:
         updated_at = datetime.fromisoformat(updated_raw)

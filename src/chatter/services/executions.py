@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.enums import UserRole
+from chatter.domain.ids import is_valid_id
 from chatter.errors import NotFound
 from chatter.storage.models import LLMCall, ToolInvocation, User, WorkflowExecution
 
@@ -21,7 +22,11 @@ class ExecutionDetail:
 
 class ExecutionService:
     async def get(self, *, session: AsyncSession, user: User, execution_id: str) -> ExecutionDetail:
-        execution = await session.get(WorkflowExecution, execution_id)
+        execution = (
+            await session.get(WorkflowExecution, execution_id)
+            if is_valid_id(execution_id)
+            else None
+        )
         if execution is None or (
             execution.user_id != user.id and user.role != UserRole.ADMIN.value
         ):

@@ -6,23 +6,23 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, EmailStr, Field
 
-from chatter.api.schemas.common import ApiModel
+from chatter.api.schemas.common import ApiModel, RequestModel
 
 
-class RegisterIn(BaseModel):
+class RegisterIn(RequestModel):
     email: EmailStr
     password: str = Field(min_length=8, max_length=256)
     display_name: str | None = Field(default=None, max_length=200)
 
 
-class LoginIn(BaseModel):
+class LoginIn(RequestModel):
     # Not EmailStr: login only looks the address up, and accounts made by the CLI or the
     # development bootstrap (admin@chatter.local) use addresses EmailStr rejects.
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=256)
 
 
-class RefreshIn(BaseModel):
+class RefreshIn(RequestModel):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 
@@ -43,7 +43,7 @@ class UserOut(ApiModel):
     last_login_at: datetime | None
 
 
-class ApiKeyCreateIn(BaseModel):
+class ApiKeyCreateIn(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     # A naive datetime is ambiguous (and cannot be compared with UTC): require an offset.
     expires_at: AwareDatetime | None = Field(

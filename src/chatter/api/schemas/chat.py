@@ -7,13 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from chatter.api.schemas.common import ApiModel, Money
+from chatter.api.schemas.common import ApiModel, Money, RequestModel
 from chatter.api.schemas.conversations import WORKFLOW_NAME, ConversationOut, MessageOut
 
 MAX_MESSAGE_CHARS = 100_000
 
 
-class ChatIn(BaseModel):
+class ChatIn(RequestModel):
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     conversation_id: str | None = Field(default=None, max_length=64)
     provider: str | None = Field(default=None, min_length=1, max_length=64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, model_validator
 
 T = TypeVar("T")
 
@@ -18,6 +18,28 @@ def money_text(value: Decimal) -> str:
 
 # An exact amount, sent as a decimal string (never a float, never exponent notation).
 Money = Annotated[Decimal, PlainSerializer(money_text, return_type=str, when_used="json")]
+
+
+def _reject_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text must not contain NUL (\\u0000) characters")
+    if isinstance(value, dict):
+        for item in value.values():
+            _reject_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_nul(item)
+    return value
+
+
+class RequestModel(BaseModel):
+    """Base of request bodies: refuses NUL characters anywhere (PostgreSQL can't store them,
+    and no legitimate text needs them), so bad input is a 422 on every database."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return _reject_nul(data)
 
 
 class ApiModel(BaseModel):

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from chatter.api.schemas.common import ApiModel, Money
+from chatter.api.schemas.common import ApiModel, Money, RequestModel
 from chatter.domain.enums import ConversationStatus
 
 WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 
 
-class ConversationCreateIn(BaseModel):
+class ConversationCreateIn(RequestModel):
     title: str | None = Field(default=None, max_length=200)
     default_provider: str | None = Field(default=None, max_length=64)
     default_model: str | None = Field(default=None, max_length=128)
