@@ -303,6 +303,7 @@ async def test_providers_endpoint(client: httpx.AsyncClient, alice: Actor) -> No
     assert providers["openai"]["configured"] is True
     assert providers["openai"]["models"][0]["price_known"] is True
     assert providers["anthropic"]["configured"] is False
+    assert providers["openai"]["base_url"] is None  # internal hosts are for admins only
 
 
 async def test_other_users_cannot_see_or_chat_into_a_conversation(

@@ -193,3 +193,13 @@ def test_settings_parse_named_providers_from_the_environment(
     resolved = ProviderRegistry(settings, Pricer({})).resolve("ollama", None)
     assert (resolved.provider, resolved.model) == ("ollama", "llama3.2")
     assert resolved.config.genai_provider_id is None
+
+
+def test_temperature_limits_follow_the_provider() -> None:
+    registry = _registry(anthropic_api_key="test-key", openai_api_key="test-key")
+    anthropic = registry.resolve("anthropic", None)
+    with pytest.raises(BadRequest) as refused:
+        registry.check_options(anthropic, ModelOptions(temperature=1.5))
+    assert refused.value.details == {"field": "temperature", "max": 1.0}
+    registry.check_options(anthropic, ModelOptions(temperature=1.0))
+    registry.check_options(registry.resolve("openai", None), ModelOptions(temperature=1.5))

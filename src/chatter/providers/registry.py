@@ -90,6 +90,15 @@ class ProviderRegistry:
             )
         return ResolvedModel(provider=name, model=model, config=config)
 
+    def check_options(self, resolved: ResolvedModel, options: ModelOptions) -> None:
+        """Refuse, before anything is written, options the provider would reject."""
+        limit = 1.0 if resolved.config.kind == "anthropic" else 2.0
+        if options.temperature is not None and options.temperature > limit:
+            raise BadRequest(
+                f"temperature must be at most {limit} for provider '{resolved.provider}'.",
+                details={"field": "temperature", "max": limit},
+            )
+
     def chat_model(self, resolved: ResolvedModel, options: ModelOptions) -> BaseChatModel:
         config = resolved.config
         llm = self._settings.llm

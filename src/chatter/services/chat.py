@@ -69,6 +69,7 @@ class AdmittedTurn:
     workflow: str
     system_prompt: str | None
     correlation_id: str
+    options: ModelOptions
 
 
 class ChatService:
@@ -107,13 +108,15 @@ class ChatService:
             request.provider or (defaults.default_provider if defaults else None),
             request.model or (defaults.default_model if defaults else None),
         )
+        options = ModelOptions(request.temperature, request.max_tokens)
+        self._registry.check_options(resolved, options)
         workflow = request.workflow or (defaults.default_workflow if defaults else None) or CHAT
         self._executor.check(workflow)
         system_prompt = request.system_prompt or (
             defaults.default_system_prompt if defaults else None
         )
         return AdmittedTurn(
-            user, request, conversation, resolved, workflow, system_prompt, correlation_id
+            user, request, conversation, resolved, workflow, system_prompt, correlation_id, options
         )
 
     async def stream(self, turn: AdmittedTurn) -> AsyncGenerator[TurnEvent]:
@@ -234,10 +237,9 @@ class ChatService:
         async with self._sessions() as session:
             history = await load_recent(session, started.conversation.id, self._llm.history_limit)
             await session.commit()
-        options = ModelOptions(turn.request.temperature, turn.request.max_tokens)
         context = RunContext(
             resolved=turn.resolved,
-            chat_model=self._registry.chat_model(turn.resolved, options),
+            chat_model=self._registry.chat_model(turn.resolved, turn.options),
             ledger=ledger,
             tools=self._tools if turn.workflow in TOOL_WORKFLOWS else {},
             max_tool_iterations=self._llm.max_tool_iterations,

@@ -119,6 +119,11 @@ class ConversationService:
         conversation = await self.get(session=session, user=user, conversation_id=conversation_id)
         if conversation.user_id != user.id:
             raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
+        # Lock the row first (PostgreSQL; SQLite's writer lock already serialises): a turn
+        # opening now either committed its running execution already or will find no row.
+        await session.execute(
+            select(Conversation.id).where(Conversation.id == conversation.id).with_for_update()
+        )
         running = await session.scalar(
             select(func.count(WorkflowExecution.id)).where(
                 WorkflowExecution.conversation_id == conversation.id,

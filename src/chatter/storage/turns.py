@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatter.domain.clock import utcnow
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
 from chatter.domain.usage import Usage
+from chatter.errors import NotFound
 from chatter.storage.models import (
     Base,
     Conversation,
@@ -140,7 +141,9 @@ async def append_messages(
             )
             .returning(Conversation.message_count)
         )
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if last_sequence is None:
+        raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
     first = last_sequence - len(drafts) + 1
     messages = [
         _message(conversation_id, first + offset, draft, now) for offset, draft in enumerate(drafts)

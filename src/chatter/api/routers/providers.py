@@ -6,12 +6,14 @@ from fastapi import APIRouter
 
 from chatter.api.deps import ContainerDep, CurrentUser
 from chatter.api.schemas.chat import ModelInfoOut, ProviderOut
+from chatter.domain.enums import UserRole
 
 router = APIRouter(prefix="/api/v1/providers", tags=["providers"])
 
 
 @router.get("")
-async def list_providers(_user: CurrentUser, container: ContainerDep) -> list[ProviderOut]:
+async def list_providers(user: CurrentUser, container: ContainerDep) -> list[ProviderOut]:
+    """Base URLs are shown to admins only: they can name internal hosts."""
     registry = container.providers
     out = []
     for config in registry.providers():
@@ -33,7 +35,7 @@ async def list_providers(_user: CurrentUser, container: ContainerDep) -> list[Pr
                 default_model=config.default_model,
                 any_model=not config.models,
                 models=models,
-                base_url=config.base_url,
+                base_url=config.base_url if user.role == UserRole.ADMIN.value else None,
             )
         )
     return out
