@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from chatter.api.schemas.common import ApiModel, Money, RequestModel
+from chatter.api.schemas.common import ApiModel, Money, RequestModel, TokenCountsOut
 from chatter.api.schemas.conversations import WORKFLOW_NAME, ConversationOut, MessageOut
 
 MAX_MESSAGE_CHARS = 100_000
@@ -33,7 +33,7 @@ class ChatIn(RequestModel):
         return value
 
 
-class ExecutionOut(ApiModel):
+class ExecutionOut(TokenCountsOut):
     id: str
     user_id: str
     conversation_id: str | None
@@ -43,26 +43,16 @@ class ExecutionOut(ApiModel):
     finished_at: datetime | None
     duration_ms: int | None
     llm_call_count: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    cached_tokens: int
-    reasoning_tokens: int
     total_cost: Money
     error: str | None
     correlation_id: str
 
 
-class LLMCallOut(ApiModel):
+class LLMCallOut(TokenCountsOut):
     id: str
     node: str
     provider: str
     model: str
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    cached_tokens: int
-    reasoning_tokens: int
     cost: Money
     cost_known: bool
     price_source: str | None

@@ -46,6 +46,16 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class TokenCountsOut(ApiModel):
+    """The token counts of every usage-carrying record (see domain/usage.py)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+
+
 class PageOut(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from chatter.api.schemas.common import ApiModel, Money, RequestModel
+from chatter.api.schemas.common import Money, RequestModel, TokenCountsOut
 from chatter.domain.enums import ConversationStatus
 
 WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,63}$"
@@ -25,7 +25,7 @@ class ConversationUpdateIn(ConversationCreateIn):
     status: ConversationStatus | None = None
 
 
-class ConversationOut(ApiModel):
+class ConversationOut(TokenCountsOut):
     id: str
     user_id: str
     title: str | None
@@ -35,18 +35,13 @@ class ConversationOut(ApiModel):
     default_system_prompt: str | None
     default_workflow: str | None
     message_count: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    cached_tokens: int
-    reasoning_tokens: int
     total_cost: Money
     last_message_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
 
-class MessageOut(ApiModel):
+class MessageOut(TokenCountsOut):
     id: str
     conversation_id: str
     sequence: int
@@ -56,11 +51,6 @@ class MessageOut(ApiModel):
     error: str | None
     tool_calls: list[dict[str, Any]] | None
     tool_call_id: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    cached_tokens: int
-    reasoning_tokens: int
     cost: Money
     cost_known: bool
     currency: str
