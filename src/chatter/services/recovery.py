@@ -3,16 +3,13 @@ LLM-call usage exactly once (the close is guarded on status, so it is idempotent
 
 from __future__ import annotations
 
-from decimal import Decimal
-
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus, UsageSource
-from chatter.domain.usage import TokenCounts, Usage
+from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
 from chatter.observability.logging import get_logger
 from chatter.storage import turns
-from chatter.storage.models import Conversation, LLMCall, WorkflowExecution
+from chatter.storage.models import Conversation, WorkflowExecution
 
 log = get_logger("chatter.recovery")
 REASON = "interrupted: the process running this execution stopped before it finished"
@@ -48,7 +45,7 @@ async def _recover(session: AsyncSession, execution_id: str) -> bool:
         return closed
     if await session.get(Conversation, execution.conversation_id) is None:
         return closed
-    usage = await _recorded_usage(session, execution_id)
+    _, usage = await turns.recorded_usage(session, execution_id)
     await turns.append_messages(
         session,
         execution.conversation_id,
@@ -67,26 +64,3 @@ async def _recover(session: AsyncSession, execution_id: str) -> bool:
         ],
     )
     return True
-
-
-async def _recorded_usage(session: AsyncSession, execution_id: str) -> Usage:
-    row = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
-                func.coalesce(func.sum(LLMCall.completion_tokens), 0),
-                func.coalesce(func.sum(LLMCall.cached_tokens), 0),
-                func.coalesce(func.sum(LLMCall.reasoning_tokens), 0),
-                func.sum(LLMCall.cost),
-                func.count(LLMCall.id).filter(LLMCall.usage_source == "estimated"),
-                func.count(LLMCall.id).filter(LLMCall.cost_known.is_(False)),
-            ).where(LLMCall.execution_id == execution_id)
-        )
-    ).one()
-    prompt, completion, cached, reasoning, cost, estimated, unknown = row
-    return Usage(
-        tokens=TokenCounts(prompt, completion, cached, reasoning),
-        cost=cost if cost is not None else Decimal(0),
-        cost_known=unknown == 0,
-        source=UsageSource.ESTIMATED if estimated else UsageSource.PROVIDER,
-    )

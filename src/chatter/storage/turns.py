@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.clock import utcnow
-from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
-from chatter.domain.usage import Usage
+from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus, UsageSource
+from chatter.domain.usage import TokenCounts, Usage, total_usage
 from chatter.errors import NotFound
 from chatter.storage.models import (
     Base,
@@ -119,10 +120,7 @@ async def append_messages(
     session: AsyncSession, conversation_id: str, drafts: Sequence[MessageDraft]
 ) -> list[Message]:
     """Append messages and grow the conversation's aggregates by their usage, atomically."""
-    usage = Usage()
-    for draft in drafts:
-        if draft.usage is not None:
-            usage = usage + draft.usage
+    usage = total_usage([draft.usage for draft in drafts if draft.usage is not None])
     now = utcnow()
     last_sequence = (
         await session.execute(
@@ -228,15 +226,7 @@ async def finish_execution(
     Guarded on `status = 'running'`, so closing twice (a crash recovery racing a late
     close) changes nothing the second time. Returns whether this call closed it.
     """
-    totals = select(
-        func.count(LLMCall.id),
-        func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
-        func.coalesce(func.sum(LLMCall.completion_tokens), 0),
-        func.coalesce(func.sum(LLMCall.cached_tokens), 0),
-        func.coalesce(func.sum(LLMCall.reasoning_tokens), 0),
-        func.sum(LLMCall.cost),
-    ).where(LLMCall.execution_id == execution.id)
-    count, prompt, completion, cached, reasoning, cost = (await session.execute(totals)).one()
+    count, usage = await recorded_usage(session, execution.id)
     now = utcnow()
     result = await session.execute(
         update(WorkflowExecution)
@@ -249,14 +239,40 @@ async def finish_execution(
             finished_at=now,
             duration_ms=int((now - execution.started_at).total_seconds() * 1000),
             llm_call_count=count,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=prompt + completion,
-            cached_tokens=cached,
-            reasoning_tokens=reasoning,
-            total_cost=cost if cost is not None else 0,
-            error=error.replace("\x00", "") if error else None,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            total_cost=usage.cost,
+            **fit(WorkflowExecution, {"error": error}),
         )
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def recorded_usage(session: AsyncSession, execution_id: str) -> tuple[int, Usage]:
+    """How many LLM call rows an execution has, and the sum of their usage, in SQL."""
+    row = (
+        await session.execute(
+            select(
+                func.count(LLMCall.id),
+                func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
+                func.coalesce(func.sum(LLMCall.completion_tokens), 0),
+                func.coalesce(func.sum(LLMCall.cached_tokens), 0),
+                func.coalesce(func.sum(LLMCall.reasoning_tokens), 0),
+                func.sum(LLMCall.cost),
+                func.count(LLMCall.id).filter(LLMCall.usage_source == "estimated"),
+                func.count(LLMCall.id).filter(LLMCall.cost_known.is_(False)),
+            ).where(LLMCall.execution_id == execution_id)
+        )
+    ).one()
+    count, prompt, completion, cached, reasoning, cost, estimated, unknown = row
+    usage = Usage(
+        tokens=TokenCounts(prompt, completion, cached, reasoning),
+        cost=cost if cost is not None else Decimal(0),
+        cost_known=unknown == 0,
+        source=UsageSource.ESTIMATED if estimated else UsageSource.PROVIDER,
+    )
+    return count, usage
