@@ -67,6 +67,7 @@ class Container:
         )
 
     async def aclose(self) -> None:
+        await self.chat.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
