@@ -173,9 +173,14 @@ def openai_settings(database_url: str, server: FakeOpenAIServer, **overrides: ob
 async def live_server(settings: Settings) -> AsyncIterator[str]:
     """The real app under uvicorn on a free 127.0.0.1 port, in this event loop: needed where
     ASGITransport can't go (a client that really disconnects mid-stream)."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-    )
+    async with serve_app(create_app(settings)) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serve_app(app: FastAPI) -> AsyncIterator[str]:
+    """`live_server` for an app the test built (and may reach into once it started)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
