@@ -166,8 +166,11 @@ class ReplayedStream:
 
 def message_events(message: Json) -> list[anthropic.types.RawMessageStreamEvent]:
     """The stream events a server would have sent for this complete Messages response."""
-    usage = message.get("usage") or {}
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    # Lenient with sloppy servers: what the SDK's types require and they may leave out.
+    usage = {"input_tokens": 0, "output_tokens": 0, **(message.get("usage") or {})}
+    shell = {"id": "", "type": "message", "role": "assistant", "model": ""}
+    start = {**shell, **message, "content": [], "stop_reason": None, "stop_sequence": None}
+    start["usage"] = usage
     raw: list[Json] = [{"type": "message_start", "message": start}]
     for index, block in enumerate(message.get("content") or []):
         raw.extend(_block_events(index, block))
