@@ -23,6 +23,7 @@ from chatter.domain.ids import new_id
 from chatter.settings import Settings
 from chatter.storage.db import create_engine
 from chatter.storage.migrate import upgrade_to_head
+from fakes.anthropic_server import FakeAnthropicServer
 from fakes.openai_server import FakeOpenAIServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -165,6 +166,26 @@ def openai_settings(database_url: str, server: FakeOpenAIServer, **overrides: ob
         openai_api_key="test-key",
         default_provider="openai",
         default_model="gpt-4o-mini",
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="module")
+def fake_anthropic() -> Iterator[FakeAnthropicServer]:
+    """A local Anthropic Messages server on 127.0.0.1; real HTTP, no mocks."""
+    with FakeAnthropicServer() as server:
+        yield server
+
+
+def anthropic_settings(
+    database_url: str, server: FakeAnthropicServer, **overrides: object
+) -> Settings:
+    return make_settings(
+        database_url,
+        anthropic_base_url=server.base_url,
+        anthropic_api_key="test-key",
+        default_provider="anthropic",
+        default_model="claude-3-5-haiku-latest",
         **overrides,
     )
 
