@@ -16,7 +16,13 @@ import pytest
 from accounting import assert_invariants
 from fastapi import FastAPI
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 from sse_client import read_events
 
 from chatter.app import create_app
@@ -25,7 +31,14 @@ from chatter.domain.ids import new_id
 from chatter.services.chat import ChatService
 from chatter.settings import Settings
 from chatter.storage.models import LLMCall, Message, WorkflowExecution
-from conftest import Actor, UserFactory, openai_settings, serve_app
+from conftest import (
+    Actor,
+    UserFactory,
+    make_settings,
+    openai_settings,
+    running_app,
+    serve_app,
+)
 from fakes.openai_server import FakeOpenAIServer, FakeReply
 
 LONG_TEXT = " ".join(f"word{n}" for n in range(40))
@@ -373,3 +386,29 @@ async def test_a_stream_whose_conversation_is_deleted_before_it_opens_ends_with_
     assert events[0].data["code"] == "not_found"
     assert fake.requests == []
     await assert_invariants(engine)
+
+
+async def test_a_request_that_cannot_get_a_connection_is_a_503(database_url: str) -> None:
+    settings = make_settings(database_url, database_pool_timeout_s=0.2)
+    async with running_app(settings) as (app, client):
+        container: Container = app.state.container
+        holders = await _exhaust_pool(container.engine)
+        try:
+            response = await client.post(
+                "/api/v1/auth/login", json={"email": "a@b.co", "password": "x" * 12}
+            )
+        finally:
+            for connection in holders:
+                await connection.close()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_busy"
+    assert response.headers["retry-after"] == "1"
+
+
+async def _exhaust_pool(engine: AsyncEngine) -> list[AsyncConnection]:
+    held: list[AsyncConnection] = []
+    while True:
+        try:
+            held.append(await engine.connect())
+        except PoolTimeoutError:
+            return held

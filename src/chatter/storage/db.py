@@ -22,12 +22,14 @@ from sqlalchemy.ext.asyncio import (
 
 # Only another process (a second worker, the CLI) waits in SQLite's busy handler now.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# How long a transaction may wait for the one SQLite connection before the request is
-# refused with 503 database_busy.
-SQLITE_CHECKOUT_TIMEOUT_S = 30.0
+# How long a transaction may wait for a pooled connection before the request is refused
+# with 503 database_busy.
+POOL_TIMEOUT_S = 30.0
 
 
-def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, echo: bool = False, pool_timeout_s: float = POOL_TIMEOUT_S
+) -> AsyncEngine:
     # hide_parameters: a failing statement's log line must not carry bound values
     # (password hashes, message text, API key hashes).
     if database_url.startswith("sqlite"):
@@ -38,7 +40,7 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_size=1,
             max_overflow=0,
-            pool_timeout=SQLITE_CHECKOUT_TIMEOUT_S,
+            pool_timeout=pool_timeout_s,
         )
         _tune_sqlite(engine)
         return engine
@@ -47,6 +49,7 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
         echo=echo,
         hide_parameters=True,
         pool_pre_ping=True,
+        pool_timeout=pool_timeout_s,
         pool_size=10,
         max_overflow=20,
     )
