@@ -52,12 +52,12 @@ async def _bootstrap_admin(container: Container) -> None:
         f"    API key:  {created.api_key.key}\n"
         "  Save them now; they are not shown again.\n"
         f'  Try: curl -H "Authorization: Bearer {created.api_key.key}" '
-        f"{_served_url(container.settings)}/api/v1/auth/me\n",
+        f"{served_url(container.settings)}/api/v1/auth/me\n",
         flush=True,
     )
 
 
-def _served_url(settings: Settings) -> str:
+def served_url(settings: Settings) -> str:
     """A URL that reaches this server: `chatter serve` puts the address it binds in settings."""
     host = settings.host
     # A wildcard bind is reachable on loopback; curl cannot connect to "0.0.0.0" everywhere.
