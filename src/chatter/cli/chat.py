@@ -125,8 +125,8 @@ def chat(
 ) -> None:
     """Chat with a running Chatter server; replies stream in, usage is shown after each turn.
 
-    Ctrl-C during a reply cancels that turn and returns to the prompt; Ctrl-C at the prompt,
-    Ctrl-D or /exit quits."""
+    Ctrl-C during a reply cancels that turn and returns to the prompt.
+    Ctrl-C at the prompt, Ctrl-D or /exit quits."""
     session = ChatSession(url, api_key, conversation, provider, model, workflow)
     headers = {"Authorization": f"Bearer {api_key}"}
     console.print(
