@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conftest import live_server, make_settings
 
 # Slow enough that a reply (about 45 words) is still streaming when the test presses Ctrl-C.
-CHUNK_DELAY_S = 0.05
+CHUNK_DELAY_S = 0.08
 
 
 async def api_key(api: httpx.AsyncClient) -> str:
