@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production"
@@ -19,12 +19,31 @@ class AuthSettings(BaseModel):
 
 
 class PriceOverride(BaseModel):
-    """Self-hosted or negotiated prices, in currency units per 1M tokens."""
+    """Self-hosted or negotiated prices, in currency units per 1M tokens.
+
+    Unset rates fall back the way providers bill: cache reads and cache writes at the input
+    rate, reasoning at the output rate. Unknown keys are refused, so a misspelt rate fails at
+    startup instead of silently billing at the fallback."""
+
+    model_config = ConfigDict(extra="forbid")
 
     input: Decimal = Field(ge=0)
     output: Decimal = Field(ge=0)
-    cached_input: Decimal | None = Field(default=None, ge=0)
+    cache_read: Decimal | None = Field(default=None, ge=0)
+    cache_write: Decimal | None = Field(default=None, ge=0)
+    reasoning: Decimal | None = Field(default=None, ge=0)
     currency: str = "USD"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_cached_input(cls, value: object) -> object:
+        # `cached_input` is the name this setting had before cache writes were priced.
+        if isinstance(value, dict) and "cached_input" in value:
+            if "cache_read" in value:
+                raise ValueError("give cache_read or its old name cached_input, not both")
+            value = dict(value)
+            value["cache_read"] = value.pop("cached_input")
+        return value
 
 
 class ProviderSettings(BaseModel):
