@@ -1,6 +1,6 @@
 """A chat turn: admit, open, run the workflow as a stream, close. One path for all callers.
 
-Transactions (see DESIGN.md): the user message and the running execution commit first;
+Transactions (see docs/accounting.md): the user message and the running execution commit first;
 each model call's LLMCall row commits as the call ends; one closing transaction writes the
 tool and assistant messages, the execution's outcome and the conversation's increments.
 """
