@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         container = Container.build(settings)
         try:
             await _check_migrated(container)
+            await container.publisher.start()
             await recover_interrupted_executions(container.sessions)
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")

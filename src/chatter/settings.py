@@ -69,6 +69,18 @@ class LLMSettings(BaseModel):
     sse_ping_s: float = Field(default=15.0, gt=0)
 
 
+class EventSettings(BaseModel):
+    retention_days: float = Field(default=7, gt=0)
+    # Committed events not marked published after this long are republished by the relay.
+    relay_grace_s: float = Field(default=5.0, ge=0)
+    relay_interval_s: float = Field(default=2.0, gt=0)
+    mark_interval_s: float = Field(default=0.5, gt=0)
+    cleanup_interval_s: float = Field(default=3600.0, gt=0)
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    redis_stream: str = "chatter:events"
+    redis_stream_maxlen: int = Field(default=100_000, ge=100)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHATTER_",
@@ -104,6 +116,7 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

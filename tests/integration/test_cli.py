@@ -10,15 +10,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from click.testing import Result
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from chatter.cli.main import app
 from chatter.storage.db import create_engine
-from chatter.storage.migrate import pending_migrations
+from chatter.storage.migrate import alembic_config, describe_revision, pending_migrations
 from chatter.storage.models import User
 from conftest import make_settings, running_app
+
+HEAD = describe_revision(ScriptDirectory.from_config(alembic_config()).get_current_head() or "")
 
 PASSWORD = "operator password 1"
 
@@ -89,13 +92,11 @@ def test_db_upgrade_on_a_fresh_database_says_what_it_did(database_file: str) -> 
     assert pending(database_file)
     first = upgrade(database_file)
     assert pending(database_file) == []
-    assert first.strip() == (
-        f"Upgraded {database_file} from no revision to 0001 (initial schema) (head)."
-    )
+    assert first.strip() == (f"Upgraded {database_file} from no revision to {HEAD} (head).")
     # Running it again is harmless, and says so.
     again = upgrade(database_file)
     assert pending(database_file) == []
-    assert again.strip() == f"{database_file} is already at head: 0001 (initial schema)."
+    assert again.strip() == f"{database_file} is already at head: {HEAD}."
 
 
 def test_db_upgrade_of_an_unreachable_database_fails_clearly_and_hides_the_password(

@@ -29,7 +29,7 @@ def test_make_run_port_wins_and_the_try_line_names_the_port_served(
     run = make_run(empty_database_url, f"PORT={port}", CHATTER_PORT=str(configured))
     try:
         out = run.output
-        out.wait_for(r"Upgraded \S+ from no revision to 0001 \(initial schema\) \(head\)\.")
+        out.wait_for(r"Upgraded \S+ from no revision to \S+ \(.+\) \(head\)\.")
         key = out.wait_for(r"API key:\s+(chk_\S+)").group(1)
         url = out.wait_for(r"Try: curl .* (http://\S+)/api/v1/auth/me").group(1)
         out.wait_for(rf"Uvicorn running on http://127\.0\.0\.1:{port}\b")
@@ -48,7 +48,7 @@ def test_make_run_serves_where_chatter_host_and_port_say(empty_database_url: str
     run = make_run(empty_database_url, CHATTER_HOST="127.0.0.1", CHATTER_PORT=str(port))
     try:
         out = run.output
-        out.wait_for(r"\S+ is already at head: 0001 \(initial schema\)\.")
+        out.wait_for(r"\S+ is already at head: \S+ \(.+\)\.")
         out.wait_for(rf"Uvicorn running on http://127\.0\.0\.1:{port}\b")
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         assert "API key" not in out.text  # not an empty database any more

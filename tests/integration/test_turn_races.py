@@ -110,7 +110,9 @@ def base_url(live_app: FastAPI) -> str:
 def gated_app(live_app: FastAPI, gate: CommitGate, settings: Settings) -> FastAPI:
     container: Container = live_app.state.container
     sessions = gated_sessions(container.engine, gate)
-    container.chat = ChatService(sessions, container.providers, container.executor, settings.llm)
+    container.chat = ChatService(
+        sessions, container.providers, container.executor, settings.llm, container.publisher
+    )
     return live_app
 
 

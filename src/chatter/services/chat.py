@@ -22,6 +22,7 @@ from chatter.domain.enums import (
 )
 from chatter.domain.ids import is_valid_id
 from chatter.errors import ChatterError, InternalError, NotFound
+from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
 from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, TurnStarted
@@ -81,8 +82,10 @@ class ChatService:
         registry: ProviderRegistry,
         executor: WorkflowExecutor,
         llm: LLMSettings,
+        publisher: EventPublisher,
     ) -> None:
         self._sessions = sessions
+        self._publisher = publisher
         self._registry = registry
         self._executor = executor
         self._llm = llm
