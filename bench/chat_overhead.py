@@ -7,6 +7,7 @@ Ratios, not absolute times, are the result: the machine's speed cancels out.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 from langchain_core.messages import HumanMessage
 
+from bench import event_latency
 from chatter.app import create_app
 from chatter.providers.demo import DemoChatModel
 from chatter.settings import Settings
@@ -61,15 +63,17 @@ async def main() -> None:
             database_url=url,
             log_level="WARNING",
             llm={"demo_chunk_delay_s": 0.0},
+            redis_url=os.environ.get("CHATTER_BENCH_REDIS_URL"),
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                await _run(client)
+                headers = await _run(client)
+                await event_latency.measure(app, client, headers)
 
 
-async def _run(client: httpx.AsyncClient) -> None:
+async def _run(client: httpx.AsyncClient) -> dict[str, str]:
     await client.post(
         "/api/v1/auth/register", json={"email": "bench@example.com", "password": "benchmark!"}
     )
@@ -98,3 +102,4 @@ async def _run(client: httpx.AsyncClient) -> None:
     await asyncio.gather(*[turn() for _ in range(CONCURRENT)])
     elapsed = time.perf_counter() - started
     print(f"{CONCURRENT} concurrent turns (SQLite)        {CONCURRENT / elapsed:8.1f} turns/s")
+    return headers

@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await _check_migrated(container)
             await container.publisher.start()
-            await recover_interrupted_executions(container.sessions)
+            await recover_interrupted_executions(container.sessions, container.publisher)
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")
             if settings.env == "development" and settings.bootstrap_admin:

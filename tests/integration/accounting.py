@@ -7,7 +7,13 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatter.storage.models import Conversation, LLMCall, Message, WorkflowExecution
+from chatter.storage.models import Conversation, Event, LLMCall, Message, WorkflowExecution
+
+TERMINAL = {
+    "completed": "workflow_completed",
+    "failed": "workflow_failed",
+    "cancelled": "workflow_cancelled",
+}
 
 TOKEN_FIELDS = (
     "prompt_tokens",
@@ -60,3 +66,29 @@ async def assert_invariants(engine: AsyncEngine) -> None:
             for name, value in zip(TOKEN_FIELDS, tokens, strict=True):
                 assert getattr(execution, name) == value, (execution.id, name)
             assert execution.total_cost == (cost or Decimal(0))
+    await assert_events_recorded(engine)
+
+
+async def assert_events_recorded(engine: AsyncEngine) -> None:
+    """Invariant 6: every committed change that has an event has exactly one outbox row."""
+    async with engine.connect() as connection:
+        events = (await connection.execute(select(Event))).all()
+        calls = (await connection.execute(select(LLMCall.id, LLMCall.execution_id))).all()
+        messages = (await connection.execute(select(Message.id, Message.correlation_id))).all()
+        executions = (await connection.execute(select(WorkflowExecution))).all()
+    ids = [event.id for event in events]
+    assert len(ids) == len(set(ids))
+    call_events = [e.data["call_id"] for e in events if e.type == "llm_call_completed"]
+    assert sorted(call_events) == sorted(call.id for call in calls)
+    message_events = [e.data["message_id"] for e in events if e.type == "message_created"]
+    turn_messages = [m.id for m in messages if m.correlation_id is not None]
+    assert set(turn_messages) <= set(message_events)
+    assert len(message_events) == len(set(message_events))
+    for execution in executions:
+        mine = [e for e in events if e.execution_id == execution.id]
+        assert all(e.correlation_id == execution.correlation_id for e in mine), execution.id
+        started = [e for e in mine if e.type == "workflow_started"]
+        finished = [e for e in mine if e.type == TERMINAL.get(execution.status)]
+        assert len(started) <= 1, execution.id
+        assert len(finished) == 1, (execution.id, execution.status)
+        assert not started or started[0].id < finished[0].id

@@ -9,9 +9,13 @@ from accounting import assert_invariants
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatter.domain.ids import new_id
+from chatter.domain.usage import TokenCounts, Usage
 from chatter.settings import Settings
+from chatter.storage import llm_calls, outbox
 from chatter.storage.db import create_session_factory
-from chatter.storage.models import LLMCall, Message, WorkflowExecution
+from chatter.storage.models import Message, WorkflowExecution
+from chatter.workflows.events import ModelCallRecord
 from conftest import UserFactory, running_app
 
 
@@ -33,23 +37,20 @@ async def test_interrupted_execution_is_closed_once(
         )
         session.add(execution)
         await session.flush()
-        session.add(
-            LLMCall(
-                execution_id=execution.id,
-                node="model",
-                provider="openai",
-                model="gpt-4o-mini",
-                prompt_tokens=100,
-                completion_tokens=20,
-                total_tokens=120,
-                cached_tokens=30,
-                cost=Decimal("0.0000345"),
-                usage_source="provider",
-                latency_ms=50,
-                status="succeeded",
-                correlation_id="crashed-turn",
-            )
+        # The call as a live turn records it (row and event) before the process dies.
+        call = ModelCallRecord(
+            call_id=new_id(),
+            node="model",
+            provider="openai",
+            model="gpt-4o-mini",
+            usage=Usage(TokenCounts(100, 20, cached_tokens=30), cost=Decimal("0.0000345")),
+            price_source="override",
+            latency_ms=50,
+            time_to_first_token_ms=None,
+            finish_reason="stop",
+            status="succeeded",
         )
+        await outbox.write_events(session, await llm_calls.record_calls(session, execution, [call]))
         await session.commit()
         execution_id = execution.id
 

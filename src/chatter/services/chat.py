@@ -29,8 +29,10 @@ from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, Tur
 from chatter.services.completion import CompletionGuard
 from chatter.services.history import load_recent, to_langchain
 from chatter.services.turn_closing import Outcome, TurnCloser, TurnProgress
+from chatter.services.turn_events import turn_opened
 from chatter.settings import LLMSettings
-from chatter.storage import turns
+from chatter.storage import llm_calls, outbox
+from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
 from chatter.workflows.events import (
     ModelCallFinished,
@@ -91,7 +93,7 @@ class ChatService:
         self._llm = llm
         self._tools = builtin_tools()
         self._guard = CompletionGuard()
-        self._closer = TurnCloser(sessions, self._guard)
+        self._closer = TurnCloser(sessions, self._guard, publisher)
 
     async def admit(
         self, *, session: AsyncSession, user: User, request: ChatRequest, correlation_id: str
@@ -218,7 +220,7 @@ class ChatService:
         async with aclosing(self._executor.stream(run)) as events:
             async for event in events:
                 if isinstance(event, ModelCallFinished):
-                    await self._guard.run(self._record_call(started.execution, event.record))
+                    await self._guard.run(self._record_call(started, progress, event.record))
                 elif isinstance(event, ToolCallFinished):
                     progress.tools.append(event.record)
                 if isinstance(event, WorkflowFinished):
@@ -231,11 +233,11 @@ class ChatService:
         model will see - as of this turn's own message, whatever concurrent turns add."""
         async with self._sessions() as session:
             conversation = turn.conversation or await self._new_conversation(session, turn)
-            (user_message,) = await turns.append_messages(
+            (user_message,) = await append_messages(
                 session,
                 conversation.id,
                 [
-                    turns.MessageDraft(
+                    MessageDraft(
                         MessageRole.USER,
                         turn.request.message,
                         fields={"correlation_id": turn.correlation_id},
@@ -250,6 +252,7 @@ class ChatService:
                 correlation_id=turn.correlation_id,
             )
             session.add(execution)
+            await session.flush()
             history = await load_recent(
                 session,
                 conversation.id,
@@ -259,7 +262,16 @@ class ChatService:
             # Reread in this transaction: concurrent turns moved its aggregates.
             fresh = await session.get(Conversation, conversation.id, populate_existing=True)
             conversation = fresh or conversation
+            opened = turn_opened(
+                execution,
+                user_message,
+                conversation,
+                provider=turn.resolved.provider,
+                model=turn.resolved.model,
+            )
+            events = await outbox.write_events(session, opened)
             await session.commit()
+        await self._publisher.published(events)
         log.info("turn_opened", execution_id=execution.id, conversation_id=conversation.id)
         return TurnStarted(conversation, user_message, execution, turn.correlation_id), history
 
@@ -283,10 +295,18 @@ class ChatService:
         messages = to_langchain(history, turn.system_prompt, with_tools=bool(context.tools))
         return WorkflowRun(turn.workflow, messages, context)
 
-    async def _record_call(self, execution: WorkflowExecution, record: ModelCallRecord) -> None:
+    async def _record_call(
+        self, started: TurnStarted, progress: TurnProgress, record: ModelCallRecord
+    ) -> None:
+        """The call's row commits as the call ends, with the tool calls that ran before it,
+        so their order in the event stream is the order they happened in."""
+        tools = progress.tools[progress.tools_recorded :]
         async with self._sessions() as session:
-            session.add(turns.llm_call_row(execution.id, execution.correlation_id, record))
+            recorded = await llm_calls.record_calls(session, started.execution, [record], tools)
+            events = await outbox.write_events(session, recorded)
             await session.commit()
+        progress.tools_recorded += len(tools)
+        await self._publisher.published(events)
 
     async def _close_interrupted(
         self,

@@ -7,15 +7,21 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
+from chatter.domain.events import DomainEvent
+from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
-from chatter.storage import turns
+from chatter.services.turn_events import turn_closed
+from chatter.storage import executions, outbox
+from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, WorkflowExecution
 
 log = get_logger("chatter.recovery")
 REASON = "interrupted: the process running this execution stopped before it finished"
 
 
-async def recover_interrupted_executions(sessions: async_sessionmaker[AsyncSession]) -> int:
+async def recover_interrupted_executions(
+    sessions: async_sessionmaker[AsyncSession], publisher: EventPublisher
+) -> int:
     async with sessions() as session:
         ids = list(
             await session.scalars(
@@ -28,39 +34,47 @@ async def recover_interrupted_executions(sessions: async_sessionmaker[AsyncSessi
     recovered = 0
     for execution_id in ids:
         async with sessions() as session:
-            if await _recover(session, execution_id):
-                recovered += 1
+            events = await _recover(session, execution_id)
+            stored = await outbox.write_events(session, events)
             await session.commit()
+        if events:
+            recovered += 1
+            await publisher.published(stored)
     if recovered:
         log.warning("recovered_interrupted_executions", count=recovered)
     return recovered
 
 
-async def _recover(session: AsyncSession, execution_id: str) -> bool:
+async def _recover(session: AsyncSession, execution_id: str) -> list[DomainEvent]:
+    """Close it as failed; returns its events (none when it was not running any more)."""
     execution = await session.get(WorkflowExecution, execution_id)
     if execution is None:
-        return False
-    closed = await turns.finish_execution(session, execution, ExecutionStatus.FAILED, REASON)
-    if not closed or execution.conversation_id is None:
-        return closed
-    if await session.get(Conversation, execution.conversation_id) is None:
-        return closed
-    _, usage = await turns.recorded_usage(session, execution_id)
-    await turns.append_messages(
-        session,
-        execution.conversation_id,
-        [
-            turns.MessageDraft(
-                MessageRole.ASSISTANT,
-                "",
-                MessageStatus.ERROR,
-                usage=usage,
-                fields={
-                    "error": REASON,
-                    "correlation_id": execution.correlation_id,
-                    "workflow_execution_id": execution.id,
-                },
-            )
-        ],
-    )
-    return True
+        return []
+    if not await executions.finish_execution(session, execution, ExecutionStatus.FAILED, REASON):
+        return []
+    conversation = None
+    messages = []
+    if execution.conversation_id is not None:
+        conversation = await session.get(Conversation, execution.conversation_id)
+    if conversation is not None:
+        _, usage = await executions.recorded_usage(session, execution_id)
+        messages = await append_messages(
+            session,
+            conversation.id,
+            [
+                MessageDraft(
+                    MessageRole.ASSISTANT,
+                    "",
+                    MessageStatus.ERROR,
+                    usage=usage,
+                    fields={
+                        "error": REASON,
+                        "correlation_id": execution.correlation_id,
+                        "workflow_execution_id": execution.id,
+                    },
+                )
+            ],
+        )
+        await session.refresh(conversation)
+    await session.refresh(execution)
+    return turn_closed(execution, messages, conversation, None)

@@ -13,11 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
 from chatter.domain.usage import Usage, total_usage
 from chatter.errors import ChatterError, NotFound
+from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ResolvedModel
 from chatter.services.chat_events import TurnClosed, TurnStarted
 from chatter.services.completion import CompletionGuard
-from chatter.storage import turns
+from chatter.services.turn_events import turn_closed, workflow_finished
+from chatter.storage import executions, llm_calls, outbox
+from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, LLMCall, Message, WorkflowExecution
 from chatter.workflows.events import ModelCallRecord, ToolCallRecord
 from chatter.workflows.ledger import CallLedger
@@ -38,6 +41,7 @@ class TurnProgress:
     resolved: ResolvedModel
     started: float = field(default_factory=time.monotonic)
     tools: list[ToolCallRecord] = field(default_factory=list)
+    tools_recorded: int = 0  # tools[:tools_recorded] are already stored
     result_text: str | None = None
 
 
@@ -49,9 +53,15 @@ class Outcome:
 
 
 class TurnCloser:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], guard: CompletionGuard) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        guard: CompletionGuard,
+        publisher: EventPublisher,
+    ) -> None:
         self._sessions = sessions
         self._guard = guard
+        self._publisher = publisher
 
     async def close(
         self, started: TurnStarted, progress: TurnProgress, outcome: Outcome
@@ -84,27 +94,29 @@ class TurnCloser:
                     select(LLMCall.id).where(LLMCall.execution_id == execution_id)
                 )
             )
-            for record in records:
-                if record.call_id not in stored:
-                    session.add(turns.llm_call_row(execution_id, started.correlation_id, record))
-            for tool in progress.tools:
-                session.add(turns.tool_call_row(execution_id, started.correlation_id, tool))
-            await session.flush()
-            if await turns.finish_execution(
+            unrecorded = [record for record in records if record.call_id not in stored]
+            tools = progress.tools[progress.tools_recorded :]
+            events = await llm_calls.record_calls(session, started.execution, unrecorded, tools)
+            closed = await executions.finish_execution(
                 session, started.execution, outcome.status, outcome.reason
-            ):
+            )
+            if closed:
                 drafts = _closing_messages(started, progress, records, outcome)
-                messages = await turns.append_messages(session, started.conversation.id, drafts)
+                messages = await append_messages(session, started.conversation.id, drafts)
             else:
                 # Crash recovery closed it first and applied the recorded usage; applying
-                # ours too would count it twice.
+                # ours too would count it twice. (Recovery announced it, too.)
                 await session.rollback()
-                messages = await _messages_of(session, execution_id)
+                messages, events = await _messages_of(session, execution_id), []
             # Read back in the same transaction: what this close committed, even if the
             # conversation is deleted the moment after.
             conversation = await _reload(session, Conversation, started.conversation.id)
             execution = await _reload(session, WorkflowExecution, execution_id)
+            if closed:
+                events += turn_closed(execution, messages, conversation, outcome.error)
+            stored_events = await outbox.write_events(session, events)
             await session.commit()
+        await self._publisher.published(stored_events)
         log.info("turn_closed", execution_id=execution_id, status=outcome.status.value)
         return TurnClosed(
             conversation=conversation,
@@ -119,8 +131,14 @@ class TurnCloser:
         reason = f"the turn could not be recorded: {type(exc).__name__}"
         try:
             async with self._sessions() as session:
-                await turns.finish_execution(session, execution, ExecutionStatus.FAILED, reason)
+                events = []
+                if await executions.finish_execution(
+                    session, execution, ExecutionStatus.FAILED, reason
+                ):
+                    closed = await _reload(session, WorkflowExecution, execution.id)
+                    events = await outbox.write_events(session, [workflow_finished(closed, None)])
                 await session.commit()
+            await self._publisher.published(events)
         except Exception:  # the database itself is gone: startup recovery will close it
             log.exception("turn_close_fallback_failed", execution_id=execution.id)
 
@@ -130,13 +148,13 @@ def _closing_messages(
     progress: TurnProgress,
     records: list[ModelCallRecord],
     outcome: Outcome,
-) -> list[turns.MessageDraft]:
+) -> list[MessageDraft]:
     common = {
         "correlation_id": started.correlation_id,
         "workflow_execution_id": started.execution.id,
     }
     drafts = [
-        turns.MessageDraft(
+        MessageDraft(
             MessageRole.TOOL,
             tool.result,
             MessageStatus.COMPLETE if tool.status == "succeeded" else MessageStatus.ERROR,
@@ -149,7 +167,7 @@ def _closing_messages(
         content = records[-1].content if records else ""
     usage: Usage = total_usage([record.usage for record in records])
     drafts.append(
-        turns.MessageDraft(
+        MessageDraft(
             MessageRole.ASSISTANT,
             content,
             _MESSAGE_STATUS.get(outcome.status, MessageStatus.ERROR),

@@ -1,0 +1,124 @@
+"""The events a chat turn announces when it opens and when it closes, built from the rows
+the same transaction writes (the LLM-call and tool events: storage/llm_calls.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from chatter.domain.enums import ExecutionStatus
+from chatter.domain.events import DomainEvent, EventType
+from chatter.errors import ChatterError
+from chatter.storage.models import Conversation, Message, WorkflowExecution
+
+TOKEN_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+)
+_CLOSING_TYPE = {
+    ExecutionStatus.COMPLETED: EventType.WORKFLOW_COMPLETED,
+    ExecutionStatus.FAILED: EventType.WORKFLOW_FAILED,
+    ExecutionStatus.CANCELLED: EventType.WORKFLOW_CANCELLED,
+}
+
+
+def _event(execution: WorkflowExecution, kind: EventType, data: dict[str, Any]) -> DomainEvent:
+    return DomainEvent(
+        kind,
+        correlation_id=execution.correlation_id,
+        user_id=execution.user_id,
+        conversation_id=execution.conversation_id,
+        execution_id=execution.id,
+        data=data,
+    )
+
+
+def _tokens(row: Conversation | Message | WorkflowExecution) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in TOKEN_FIELDS}
+
+
+def turn_opened(
+    execution: WorkflowExecution,
+    user_message: Message,
+    conversation: Conversation,
+    *,
+    provider: str,
+    model: str,
+) -> list[DomainEvent]:
+    started = {
+        "workflow": execution.workflow_name,
+        "provider": provider,
+        "model": model,
+        "user_message_id": user_message.id,
+    }
+    return [
+        _event(execution, EventType.WORKFLOW_STARTED, started),
+        message_created(execution, user_message),
+        conversation_updated(execution, conversation),
+    ]
+
+
+def turn_closed(
+    execution: WorkflowExecution,
+    messages: Sequence[Message],
+    conversation: Conversation | None,
+    error: ChatterError | None,
+) -> list[DomainEvent]:
+    events = [message_created(execution, message) for message in messages]
+    events.append(workflow_finished(execution, error))
+    if conversation is not None:
+        events.append(conversation_updated(execution, conversation))
+    return events
+
+
+def workflow_finished(execution: WorkflowExecution, error: ChatterError | None) -> DomainEvent:
+    status = ExecutionStatus(execution.status)
+    data: dict[str, Any] = {
+        "status": status.value,
+        "workflow": execution.workflow_name,
+        **_tokens(execution),
+        "cost": str(execution.total_cost),
+        "duration_ms": execution.duration_ms,
+        "llm_call_count": execution.llm_call_count,
+    }
+    if status is ExecutionStatus.FAILED:
+        data["error"] = {
+            "code": error.code if error is not None else "internal_error",
+            "message": error.message if error is not None else execution.error,
+        }
+    elif status is ExecutionStatus.CANCELLED:
+        data["reason"] = execution.error
+    return _event(execution, _CLOSING_TYPE[status], data)
+
+
+def message_created(execution: WorkflowExecution, message: Message) -> DomainEvent:
+    return _event(
+        execution,
+        EventType.MESSAGE_CREATED,
+        {
+            "message_id": message.id,
+            "role": message.role,
+            "sequence": message.sequence,
+            "status": message.status,
+            **_tokens(message),
+            "cost": str(message.cost),
+        },
+    )
+
+
+def conversation_updated(execution: WorkflowExecution, conversation: Conversation) -> DomainEvent:
+    return _event(
+        execution,
+        EventType.CONVERSATION_UPDATED,
+        {
+            "message_count": conversation.message_count,
+            **_tokens(conversation),
+            "total_cost": str(conversation.total_cost),
+            "last_message_at": (
+                conversation.last_message_at.isoformat() if conversation.last_message_at else None
+            ),
+        },
+    )

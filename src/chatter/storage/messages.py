@@ -1,0 +1,82 @@
+"""Appending messages to a conversation. Callers own the transaction.
+
+Aggregates only ever move by SQL increments (`SET x = x + :n`), and appending messages
+allocates their sequences in the same UPDATE ... RETURNING, which takes the conversation's
+row lock: sequences are unique and gap-free under any number of concurrent turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatter.domain.clock import utcnow
+from chatter.domain.enums import MessageRole, MessageStatus
+from chatter.domain.usage import Usage, total_usage
+from chatter.errors import NotFound
+from chatter.storage.columns import fit, usage_columns
+from chatter.storage.models import Conversation, Message
+
+
+@dataclass
+class MessageDraft:
+    role: MessageRole
+    content: str
+    status: MessageStatus = MessageStatus.COMPLETE
+    usage: Usage | None = None  # None: a message that carries no usage (user, tool)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+async def append_messages(
+    session: AsyncSession, conversation_id: str, drafts: Sequence[MessageDraft]
+) -> list[Message]:
+    """Append messages and grow the conversation's aggregates by their usage, atomically."""
+    usage = total_usage([draft.usage for draft in drafts if draft.usage is not None])
+    now = utcnow()
+    last_sequence = (
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(
+                message_count=Conversation.message_count + len(drafts),
+                prompt_tokens=Conversation.prompt_tokens + usage.prompt_tokens,
+                completion_tokens=Conversation.completion_tokens + usage.completion_tokens,
+                total_tokens=Conversation.total_tokens + usage.total_tokens,
+                cached_tokens=Conversation.cached_tokens + usage.cached_tokens,
+                reasoning_tokens=Conversation.reasoning_tokens + usage.reasoning_tokens,
+                total_cost=Conversation.total_cost + usage.cost,
+                last_message_at=now,
+                updated_at=now,
+            )
+            .returning(Conversation.message_count)
+        )
+    ).scalar_one_or_none()
+    if last_sequence is None:
+        raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
+    first = last_sequence - len(drafts) + 1
+    messages = [
+        _message(conversation_id, first + offset, draft, now) for offset, draft in enumerate(drafts)
+    ]
+    session.add_all(messages)
+    await session.flush()
+    return messages
+
+
+def _message(conversation_id: str, sequence: int, draft: MessageDraft, now: datetime) -> Message:
+    values = {
+        "conversation_id": conversation_id,
+        "sequence": sequence,
+        "role": draft.role.value,
+        "content": draft.content,
+        "status": draft.status.value,
+        "created_at": now,
+        **draft.fields,
+    }
+    if draft.usage is not None:
+        values.update(usage_columns(draft.usage))
+    return Message(**fit(Message, values))
