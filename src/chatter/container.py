@@ -20,6 +20,7 @@ from chatter.services.chat import ChatService
 from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.executions import ExecutionService
+from chatter.services.security_events import SecurityEvents
 from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
 from chatter.workflows.executor import WorkflowExecutor
@@ -64,18 +65,19 @@ class Container:
             else InProcessBus()
         )
         publisher = EventPublisher(bus, sessions, settings.events)
+        security = SecurityEvents(publisher)
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
             accounts=AccountService(passwords, allow_registration=settings.auth.allow_registration),
-            auth=AuthService(passwords, tokens),
-            api_keys=ApiKeyService(),
-            conversations=ConversationService(),
+            auth=AuthService(passwords, tokens, security),
+            api_keys=ApiKeyService(security),
+            conversations=ConversationService(security),
             providers=providers,
             executor=executor,
             chat=ChatService(sessions, providers, executor, settings.llm, publisher),
-            executions=ExecutionService(),
+            executions=ExecutionService(security),
             publisher=publisher,
             redis=redis,
         )

@@ -43,11 +43,15 @@ CorrelationId = Annotated[str, Depends(get_correlation_id)]
 async def get_current_user(
     container: ContainerDep,
     session: SessionDep,
+    correlation_id: CorrelationId,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
+    # No bearer at all is an anonymous request, not a refused token: no event for it.
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing bearer token: send 'Authorization: Bearer <token or key>'.")
-    user = await container.auth.authenticate(session=session, bearer=credentials.credentials)
+    user = await container.auth.authenticate(
+        session=session, bearer=credentials.credentials, correlation_id=correlation_id
+    )
     # End the read transaction now: on SQLite it holds the write lock until it ends.
     await session.commit()
     return user

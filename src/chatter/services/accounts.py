@@ -82,5 +82,8 @@ class AccountService:
             display_name="Admin",
             role=UserRole.ADMIN,
         )
-        api_key = await api_keys.create(session=session, user=user, name="bootstrap")
+        # No request: the bootstrap's events carry no correlation id.
+        api_key = await api_keys.create(
+            session=session, user=user, name="bootstrap", correlation_id=None
+        )
         return BootstrapAdmin(user=user, api_key=api_key, password=password)

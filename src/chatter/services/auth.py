@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -13,10 +15,20 @@ from chatter.errors import Unauthorized
 from chatter.services.accounts import normalise_email
 from chatter.services.api_keys import LAST_USED_RESOLUTION
 from chatter.services.credentials import (
+    API_KEY_PREFIX,
+    CredentialRefused,
     PasswordHasher,
     TokenIssuer,
     api_key_matches,
     parse_api_key_prefix,
+)
+from chatter.services.security_events import (
+    CredentialKind,
+    LoginFailure,
+    SecurityEvents,
+    login_failed,
+    login_succeeded,
+    token_refused,
 )
 from chatter.storage.models import ApiKey, RefreshToken, User
 
@@ -31,30 +43,56 @@ class TokenPair:
 
 
 class AuthService:
-    def __init__(self, passwords: PasswordHasher, tokens: TokenIssuer) -> None:
+    def __init__(
+        self, passwords: PasswordHasher, tokens: TokenIssuer, events: SecurityEvents
+    ) -> None:
         self._passwords = passwords
         self._tokens = tokens
+        self._events = events
 
-    async def login(self, *, session: AsyncSession, email: str, password: str) -> TokenPair:
-        user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+    async def login(
+        self, *, session: AsyncSession, email: str, password: str, correlation_id: str | None
+    ) -> TokenPair:
+        email = normalise_email(email)
+        user = await session.scalar(select(User).where(User.email == email))
         # Don't hold the transaction (SQLite's write lock) while argon2 runs.
         await session.commit()
-        if user is None:
-            # Hash anyway so response time doesn't reveal which emails exist.
-            await self._passwords.hash(password)
-            raise Unauthorized(INVALID_CREDENTIALS)
-        if not await self._passwords.verify(password, user.password_hash) or not user.is_active:
+        failure = await self._login_failure(user, password)
+        if failure is not None or user is None:
+            user_id = user.id if user is not None else None
+            failed = login_failed(correlation_id, email, failure or "unknown_email", user_id)
+            await self._events.commit(session, [failed])
             raise Unauthorized(INVALID_CREDENTIALS)
         user.last_login_at = utcnow()
         pair = self._issue_pair(session, user.id, family_id=None)
+        await self._events.commit(session, [login_succeeded(correlation_id, user.id)])
+        return pair
+
+    async def _login_failure(self, user: User | None, password: str) -> LoginFailure | None:
+        if user is None:
+            # Hash anyway so response time doesn't reveal which emails exist.
+            await self._passwords.hash(password)
+            return "unknown_email"
+        if not await self._passwords.verify(password, user.password_hash):
+            return "bad_password"
+        return None if user.is_active else "inactive"
+
+    async def refresh(
+        self, *, session: AsyncSession, refresh_token: str, correlation_id: str | None
+    ) -> TokenPair:
+        async with self._refusals_recorded(session, "refresh_token", correlation_id):
+            pair = await self._rotate(session, refresh_token)
         await session.commit()
         return pair
 
-    async def refresh(self, *, session: AsyncSession, refresh_token: str) -> TokenPair:
-        claims = self._tokens.decode(refresh_token, "refresh")
-        record = await session.get(RefreshToken, claims.token_id)
-        if record is None or record.revoked_at is not None:
-            raise Unauthorized("Refresh token has been revoked.")
+    async def _rotate(self, session: AsyncSession, refresh_token: str) -> TokenPair:
+        """Refusals raise with their changes (a reused token's family revoked, a used token
+        claimed) still pending, so the `token_refused` event commits with them."""
+        record = await self._refresh_record(session, refresh_token)
+        if record.revoked_at is not None:
+            raise CredentialRefused(
+                "Refresh token has been revoked.", reason="revoked", user_id=record.user_id
+            )
         # Claim the token atomically: of concurrent refreshes with one token, exactly one
         # wins; any other use of it is a reuse and ends the whole family.
         claimed = await session.execute(
@@ -69,48 +107,85 @@ class AuthService:
         )
         if not claimed.rowcount:  # type: ignore[attr-defined]
             await self._revoke_family(session, record.family_id)
-            await session.commit()
-            raise Unauthorized("Refresh token was already used; all sessions of it are revoked.")
+            raise CredentialRefused(
+                "Refresh token was already used; all sessions of it are revoked.",
+                reason="reused",
+                user_id=record.user_id,
+            )
         user = await session.get(User, record.user_id)
         if user is None or not user.is_active:
-            await session.commit()
-            raise Unauthorized("User is inactive.")
-        pair = self._issue_pair(session, user.id, family_id=record.family_id)
-        await session.commit()
-        return pair
+            raise CredentialRefused(
+                "User is inactive.", reason="inactive_user", user_id=record.user_id
+            )
+        return self._issue_pair(session, user.id, family_id=record.family_id)
 
-    async def logout(self, *, session: AsyncSession, refresh_token: str) -> None:
-        claims = self._tokens.decode(refresh_token, "refresh")
-        record = await session.get(RefreshToken, claims.token_id)
-        if record is None:
-            raise Unauthorized("Refresh token is unknown.")
+    async def logout(
+        self, *, session: AsyncSession, refresh_token: str, correlation_id: str | None
+    ) -> None:
+        async with self._refusals_recorded(session, "refresh_token", correlation_id):
+            record = await self._refresh_record(session, refresh_token)
         await self._revoke_family(session, record.family_id)
         await session.commit()
 
-    async def authenticate(self, *, session: AsyncSession, bearer: str) -> User:
-        prefix = parse_api_key_prefix(bearer)
-        if prefix is not None:
-            user = await self._user_for_api_key(session, prefix, bearer)
-        else:
-            claims = self._tokens.decode(bearer, "access")
-            user = await session.get(User, claims.subject)
-        if user is None or not user.is_active:
-            raise Unauthorized("User is unknown or inactive.")
+    async def _refresh_record(self, session: AsyncSession, refresh_token: str) -> RefreshToken:
+        claims = self._tokens.decode(refresh_token, "refresh")
+        record = await session.get(RefreshToken, claims.token_id)
+        if record is None:
+            raise CredentialRefused(
+                "Refresh token is unknown.", reason="unknown", user_id=claims.subject
+            )
+        return record
+
+    async def authenticate(
+        self, *, session: AsyncSession, bearer: str, correlation_id: str | None
+    ) -> User:
+        """The bearer's user. A valid credential writes nothing here (beyond an API key's
+        coarse `last_used_at`); only a refused one costs a write, its `token_refused` event."""
+        kind: CredentialKind = "api_key" if bearer.startswith(API_KEY_PREFIX) else "access_token"
+        async with self._refusals_recorded(session, kind, correlation_id):
+            if kind == "api_key":
+                user = await self._user_for_api_key(session, bearer)
+            else:
+                claims = self._tokens.decode(bearer, "access")
+                user = _active(await session.get(User, claims.subject))
         return user
 
-    async def _user_for_api_key(self, session: AsyncSession, prefix: str, key: str) -> User | None:
+    async def _user_for_api_key(self, session: AsyncSession, key: str) -> User:
+        prefix = parse_api_key_prefix(key)
+        if prefix is None:
+            raise CredentialRefused("API key is invalid.", reason="malformed")
         record = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-        if record is None or not api_key_matches(key, record.secret_hash):
-            raise Unauthorized("API key is invalid.")
+        if record is None:
+            raise CredentialRefused("API key is invalid.", reason="unknown")
+        if not api_key_matches(key, record.secret_hash):
+            # The prefix names a key but the secret does not prove it: no user to name.
+            raise CredentialRefused("API key is invalid.", reason="bad_secret")
         now = utcnow()
         if record.revoked_at is not None:
-            raise Unauthorized("API key has been revoked.")
+            raise CredentialRefused(
+                "API key has been revoked.", reason="revoked", user_id=record.user_id
+            )
         if record.expires_at is not None and record.expires_at <= now:
-            raise Unauthorized("API key has expired.")
+            raise CredentialRefused(
+                "API key has expired.", reason="expired", user_id=record.user_id
+            )
         if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
             record.last_used_at = now
             await session.commit()
-        return await session.get(User, record.user_id)
+        return _active(await session.get(User, record.user_id))
+
+    @asynccontextmanager
+    async def _refusals_recorded(
+        self, session: AsyncSession, kind: CredentialKind, correlation_id: str | None
+    ) -> AsyncIterator[None]:
+        """On a refused credential: commit its `token_refused` event with whatever the
+        refusal left pending, then let the 401 go on."""
+        try:
+            yield
+        except CredentialRefused as refused:
+            event = token_refused(correlation_id, kind, refused.reason, refused.user_id)
+            await self._events.commit(session, [event])
+            raise
 
     def _issue_pair(self, session: AsyncSession, user_id: str, family_id: str | None) -> TokenPair:
         access, _ = self._tokens.issue(user_id, "access")
@@ -132,3 +207,13 @@ class AuthService:
             .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
+
+
+def _active(user: User | None) -> User:
+    if user is None:
+        raise CredentialRefused("User is unknown or inactive.", reason="unknown_user")
+    if not user.is_active:
+        raise CredentialRefused(
+            "User is unknown or inactive.", reason="inactive_user", user_id=user.id
+        )
+    return user

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from chatter.domain.enums import ConversationStatus, ExecutionStatus, UserRole
 from chatter.domain.ids import is_valid_id
 from chatter.errors import BadRequest, Conflict, NotFound
 from chatter.services.pagination import Page, decode_cursor, encode_cursor
+from chatter.services.security_events import SecurityEvents, access_denied
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
 
 # Sequences are stored as 32-bit integers; a larger cursor value could not be bound.
@@ -41,6 +42,9 @@ class ConversationDraft:
 
 
 class ConversationService:
+    def __init__(self, events: SecurityEvents) -> None:
+        self._events = events
+
     async def create(
         self, *, session: AsyncSession, user: User, draft: ConversationDraft
     ) -> Conversation:
@@ -59,15 +63,25 @@ class ConversationService:
         await session.commit()
         return conversation
 
-    async def get(self, *, session: AsyncSession, user: User, conversation_id: str) -> Conversation:
-        """The conversation if `user` may see it; otherwise 404, never 403 (no existence leak)."""
+    async def get(
+        self,
+        *,
+        session: AsyncSession,
+        user: User,
+        conversation_id: str,
+        correlation_id: str | None = None,
+    ) -> Conversation:
+        """The conversation if `user` may see it; otherwise 404, never 403 (no existence leak),
+        and someone else's is on record as `access_denied`."""
         conversation = (
             await session.get(Conversation, conversation_id)
             if is_valid_id(conversation_id)
             else None
         )
-        if conversation is None or not _may_read(user, conversation):
+        if conversation is None:
             raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
+        if not _may_read(user, conversation):
+            await self._deny(session, user, conversation, correlation_id)
         return conversation
 
     async def list(
@@ -122,10 +136,17 @@ class ConversationService:
         await session.commit()
         return updated
 
-    async def delete(self, *, session: AsyncSession, user: User, conversation_id: str) -> None:
-        conversation = await self.get(session=session, user=user, conversation_id=conversation_id)
-        if conversation.user_id != user.id:
-            raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
+    async def delete(
+        self, *, session: AsyncSession, user: User, conversation_id: str, correlation_id: str
+    ) -> None:
+        conversation = await self.get(
+            session=session,
+            user=user,
+            conversation_id=conversation_id,
+            correlation_id=correlation_id,
+        )
+        if conversation.user_id != user.id:  # an admin may read it, not delete it
+            await self._deny(session, user, conversation, correlation_id)
         # Lock the row first (PostgreSQL; SQLite's writer lock already serialises): a turn
         # opening now either committed its running execution already or will find no row.
         await session.execute(
@@ -161,8 +182,14 @@ class ConversationService:
         conversation_id: str,
         limit: int,
         cursor: str | None,
+        correlation_id: str,
     ) -> Page[Message]:
-        conversation = await self.get(session=session, user=user, conversation_id=conversation_id)
+        conversation = await self.get(
+            session=session,
+            user=user,
+            conversation_id=conversation_id,
+            correlation_id=correlation_id,
+        )
         query = select(Message).where(Message.conversation_id == conversation.id)
         if cursor is not None:
             (after_sequence,) = decode_cursor(cursor, 1)
@@ -178,6 +205,17 @@ class ConversationService:
         items = rows[:limit]
         next_cursor = encode_cursor([items[-1].sequence]) if len(rows) > limit else None
         return Page(items=items, next_cursor=next_cursor)
+
+    async def _deny(
+        self,
+        session: AsyncSession,
+        user: User,
+        conversation: Conversation,
+        correlation_id: str | None,
+    ) -> NoReturn:
+        denied = access_denied(correlation_id, user.id, "conversation", conversation.id)
+        await self._events.commit(session, [denied])
+        raise NotFound("Conversation not found.", details={"conversation_id": conversation.id})
 
 
 async def _end_read(session: AsyncSession) -> None:

@@ -21,6 +21,17 @@ API_KEY_PREFIX = "chk_"
 TokenType = Literal["access", "refresh"]
 
 
+class CredentialRefused(Unauthorized):
+    """A presented credential was refused. `reason` and `user_id` feed the `token_refused`
+    event; `user_id` is set only when the credential proved whose it is (a valid signature,
+    a matching key hash), never from an unverified claim."""
+
+    def __init__(self, message: str, *, reason: str, user_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.user_id = user_id
+
+
 class PasswordHasher:
     """argon2 takes ~100 ms of CPU by design: run it in a thread, off the event loop."""
 
@@ -71,19 +82,26 @@ class TokenIssuer:
 
     def decode(self, token: str, expected_type: TokenType) -> TokenClaims:
         try:
-            payload = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[self._algorithm],
-                options={"require": ["sub", "exp", "jti", "typ"]},
-            )
+            payload = self._verified_payload(token, verify_exp=True)
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("Token has expired.") from exc
+            # The signature was checked before the expiry: the subject is genuine.
+            subject = self._verified_payload(token, verify_exp=False).get("sub")
+            raise CredentialRefused(
+                "Token has expired.", reason="expired", user_id=_text_or_none(subject)
+            ) from exc
+        except jwt.InvalidSignatureError as exc:
+            raise CredentialRefused("Token is invalid.", reason="bad_signature") from exc
+        except jwt.DecodeError as exc:
+            raise CredentialRefused("Token is invalid.", reason="malformed") from exc
         except jwt.PyJWTError as exc:
-            raise Unauthorized("Token is invalid.") from exc
+            raise CredentialRefused("Token is invalid.", reason="invalid") from exc
         if payload.get("typ") != expected_type:
             article = "an" if expected_type == "access" else "a"
-            raise Unauthorized(f"Expected {article} {expected_type} token.")
+            raise CredentialRefused(
+                f"Expected {article} {expected_type} token.",
+                reason="wrong_type",
+                user_id=_text_or_none(payload.get("sub")),
+            )
         return TokenClaims(
             subject=str(payload["sub"]),
             token_type=expected_type,
@@ -91,6 +109,19 @@ class TokenIssuer:
             expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=utcnow().tzinfo),
             family_id=payload.get("fam"),
         )
+
+    def _verified_payload(self, token: str, *, verify_exp: bool) -> dict[str, Any]:
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            self._secret,
+            algorithms=[self._algorithm],
+            options={"require": ["sub", "exp", "jti", "typ"], "verify_exp": verify_exp},
+        )
+        return payload
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatter.domain.enums import UserRole
 from chatter.domain.ids import is_valid_id
 from chatter.errors import NotFound
+from chatter.services.security_events import SecurityEvents, access_denied
 from chatter.storage.models import LLMCall, ToolInvocation, User, WorkflowExecution
 
 
@@ -21,15 +22,24 @@ class ExecutionDetail:
 
 
 class ExecutionService:
-    async def get(self, *, session: AsyncSession, user: User, execution_id: str) -> ExecutionDetail:
+    def __init__(self, events: SecurityEvents) -> None:
+        self._events = events
+
+    async def get(
+        self, *, session: AsyncSession, user: User, execution_id: str, correlation_id: str
+    ) -> ExecutionDetail:
+        """404 unless `user` may see it (no existence leak); someone else's execution is on
+        record as `access_denied`."""
         execution = (
             await session.get(WorkflowExecution, execution_id)
             if is_valid_id(execution_id)
             else None
         )
-        if execution is None or (
-            execution.user_id != user.id and user.role != UserRole.ADMIN.value
-        ):
+        if execution is None:
+            raise NotFound("Execution not found.", details={"execution_id": execution_id})
+        if execution.user_id != user.id and user.role != UserRole.ADMIN.value:
+            denied = access_denied(correlation_id, user.id, "execution", execution.id)
+            await self._events.commit(session, [denied])
             raise NotFound("Execution not found.", details={"execution_id": execution_id})
         calls = await session.scalars(
             select(LLMCall)

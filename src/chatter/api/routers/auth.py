@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
 from chatter.api.schemas.auth import (
     ApiKeyCreatedOut,
     ApiKeyCreateIn,
@@ -38,20 +38,32 @@ async def register(body: RegisterIn, container: ContainerDep, session: SessionDe
 
 
 @router.post("/login")
-async def login(body: LoginIn, container: ContainerDep, session: SessionDep) -> TokenPairOut:
-    pair = await container.auth.login(session=session, email=body.email, password=body.password)
+async def login(
+    body: LoginIn, container: ContainerDep, session: SessionDep, correlation_id: CorrelationId
+) -> TokenPairOut:
+    pair = await container.auth.login(
+        session=session, email=body.email, password=body.password, correlation_id=correlation_id
+    )
     return _pair_out(pair)
 
 
 @router.post("/refresh")
-async def refresh(body: RefreshIn, container: ContainerDep, session: SessionDep) -> TokenPairOut:
-    pair = await container.auth.refresh(session=session, refresh_token=body.refresh_token)
+async def refresh(
+    body: RefreshIn, container: ContainerDep, session: SessionDep, correlation_id: CorrelationId
+) -> TokenPairOut:
+    pair = await container.auth.refresh(
+        session=session, refresh_token=body.refresh_token, correlation_id=correlation_id
+    )
     return _pair_out(pair)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(body: RefreshIn, container: ContainerDep, session: SessionDep) -> Response:
-    await container.auth.logout(session=session, refresh_token=body.refresh_token)
+async def logout(
+    body: RefreshIn, container: ContainerDep, session: SessionDep, correlation_id: CorrelationId
+) -> Response:
+    await container.auth.logout(
+        session=session, refresh_token=body.refresh_token, correlation_id=correlation_id
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -62,10 +74,18 @@ async def me(user: CurrentUser) -> UserOut:
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED)
 async def create_api_key(
-    body: ApiKeyCreateIn, user: CurrentUser, container: ContainerDep, session: SessionDep
+    body: ApiKeyCreateIn,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> ApiKeyCreatedOut:
     created = await container.api_keys.create(
-        session=session, user=user, name=body.name, expires_at=body.expires_at
+        session=session,
+        user=user,
+        name=body.name,
+        expires_at=body.expires_at,
+        correlation_id=correlation_id,
     )
     out = ApiKeyOut.model_validate(created.record)
     return ApiKeyCreatedOut(**out.model_dump(), key=created.key)
@@ -81,7 +101,13 @@ async def list_api_keys(
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_api_key(
-    key_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+    key_id: str,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> Response:
-    await container.api_keys.revoke(session=session, user=user, key_id=key_id)
+    await container.api_keys.revoke(
+        session=session, user=user, key_id=key_id, correlation_id=correlation_id
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

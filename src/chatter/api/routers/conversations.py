@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
 from chatter.api.schemas.common import ERROR_RESPONSES, PageOut
 from chatter.api.schemas.conversations import (
     ConversationCreateIn,
@@ -53,10 +53,14 @@ async def list_conversations(
 
 @router.get("/{conversation_id}")
 async def get_conversation(
-    conversation_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+    conversation_id: str,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> ConversationOut:
     conversation = await container.conversations.get(
-        session=session, user=user, conversation_id=conversation_id
+        session=session, user=user, conversation_id=conversation_id, correlation_id=correlation_id
     )
     return ConversationOut.model_validate(conversation)
 
@@ -80,10 +84,14 @@ async def update_conversation(
 
 @router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_conversation(
-    conversation_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+    conversation_id: str,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> Response:
     await container.conversations.delete(
-        session=session, user=user, conversation_id=conversation_id
+        session=session, user=user, conversation_id=conversation_id, correlation_id=correlation_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -94,11 +102,17 @@ async def list_messages(
     user: CurrentUser,
     container: ContainerDep,
     session: SessionDep,
+    correlation_id: CorrelationId,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> PageOut[MessageOut]:
     page = await container.conversations.messages(
-        session=session, user=user, conversation_id=conversation_id, limit=limit, cursor=cursor
+        session=session,
+        user=user,
+        conversation_id=conversation_id,
+        limit=limit,
+        cursor=cursor,
+        correlation_id=correlation_id,
     )
     items = [MessageOut.model_validate(m) for m in page.items]
     return PageOut[MessageOut](items=items, next_cursor=page.next_cursor)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
 from chatter.api.schemas.chat import ExecutionDetailOut, ExecutionOut, LLMCallOut, ToolCallOut
 from chatter.api.schemas.common import ERROR_RESPONSES
 
@@ -13,9 +13,15 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"], responses=E
 
 @router.get("/{execution_id}")
 async def get_execution(
-    execution_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+    execution_id: str,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> ExecutionDetailOut:
-    detail = await container.executions.get(session=session, user=user, execution_id=execution_id)
+    detail = await container.executions.get(
+        session=session, user=user, execution_id=execution_id, correlation_id=correlation_id
+    )
     base = ExecutionOut.model_validate(detail.execution)
     return ExecutionDetailOut(
         **base.model_dump(),

@@ -1,0 +1,91 @@
+"""Security events: who logged in, which credential was refused, which key was made or
+revoked, who asked for someone else's resource.
+
+Each is written with the change it describes (a login's `last_login_at`, a key's row, a
+refresh-token family's revocation) or, for a refusal that changes nothing, in a short
+transaction of its own; it is published only after the commit. The data never carries a
+secret: no password, no token, no API key beyond its public prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatter.domain.events import DomainEvent, EventType
+from chatter.events.publisher import EventPublisher
+from chatter.storage.models import ApiKey
+from chatter.storage.outbox import write_events
+
+CredentialKind = Literal["access_token", "api_key", "refresh_token"]
+LoginFailure = Literal["unknown_email", "bad_password", "inactive"]
+Resource = Literal["conversation", "execution", "api_key"]
+
+
+class SecurityEvents:
+    """Writes events last in the caller's transaction, commits, then publishes."""
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self._publisher = publisher
+
+    async def commit(self, session: AsyncSession, events: Sequence[DomainEvent]) -> None:
+        """Commit the session's pending changes together with `events`."""
+        # Flush the pending rows first: the outbox insert must be the last write, since on
+        # PostgreSQL it holds the event-sequence row lock until the commit.
+        await session.flush()
+        stored = await write_events(session, events)
+        await session.commit()
+        await self._publisher.published(stored)
+
+
+def login_succeeded(correlation_id: str | None, user_id: str) -> DomainEvent:
+    return DomainEvent(
+        EventType.LOGIN_SUCCEEDED, correlation_id, user_id=user_id, data={"method": "password"}
+    )
+
+
+def login_failed(
+    correlation_id: str | None, email: str, reason: LoginFailure, user_id: str | None
+) -> DomainEvent:
+    """`email` as normalised for the lookup; `user_id` only when that account exists."""
+    return DomainEvent(
+        EventType.LOGIN_FAILED,
+        correlation_id,
+        user_id=user_id,
+        data={"email": email, "reason": reason},
+    )
+
+
+def token_refused(
+    correlation_id: str | None, kind: CredentialKind, reason: str, user_id: str | None
+) -> DomainEvent:
+    return DomainEvent(
+        EventType.TOKEN_REFUSED,
+        correlation_id,
+        user_id=user_id,
+        data={"kind": kind, "reason": reason},
+    )
+
+
+def api_key_changed(correlation_id: str | None, record: ApiKey, *, revoked: bool) -> DomainEvent:
+    return DomainEvent(
+        EventType.API_KEY_REVOKED if revoked else EventType.API_KEY_CREATED,
+        correlation_id,
+        user_id=record.user_id,
+        data={"key_id": record.id, "name": record.name, "prefix": record.prefix},
+    )
+
+
+def access_denied(
+    correlation_id: str | None, user_id: str, resource: Resource, resource_id: str
+) -> DomainEvent:
+    """`user_id` is the caller's; the owner's is not recorded (the caller's own event
+    stream must not tell it whose resource it asked for)."""
+    return DomainEvent(
+        EventType.ACCESS_DENIED,
+        correlation_id,
+        user_id=user_id,
+        data={"resource": resource, "id": resource_id},
+    )
