@@ -342,10 +342,11 @@ async def assert_denied(
     assert response.json()["error"]["code"] == "not_found"
     event = await the_event(engine, correlation_id)
     kind, resource_id = resource
+    # Admins only: the caller's own stream must not confirm that the resource exists.
     assert (event.type, event.user_id, event.data) == (
         "access_denied",
-        caller.id,
-        {"resource": kind, "id": resource_id},
+        None,
+        {"resource": kind, "id": resource_id, "caller_user_id": caller.id},
     )
 
 

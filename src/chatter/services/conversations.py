@@ -109,14 +109,25 @@ class ConversationService:
         return Page(items=items, next_cursor=next_cursor)
 
     async def update(
-        self, *, session: AsyncSession, user: User, conversation_id: str, changes: dict[str, Any]
+        self,
+        *,
+        session: AsyncSession,
+        user: User,
+        conversation_id: str,
+        changes: dict[str, Any],
+        correlation_id: str,
     ) -> Conversation:
         unknown = set(changes) - EDITABLE_FIELDS
         if unknown:
             raise BadRequest("Unknown fields.", details={"fields": sorted(unknown)})
-        conversation = await self.get(session=session, user=user, conversation_id=conversation_id)
-        if conversation.user_id != user.id:
-            raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
+        conversation = await self.get(
+            session=session,
+            user=user,
+            conversation_id=conversation_id,
+            correlation_id=correlation_id,
+        )
+        if conversation.user_id != user.id:  # an admin may read it, not change it
+            await self._deny(session, user, conversation, correlation_id)
         values = {
             key: (value.value if isinstance(value, ConversationStatus) else value)
             for key, value in changes.items()

@@ -81,11 +81,11 @@ def api_key_changed(correlation_id: str | None, record: ApiKey, *, revoked: bool
 def access_denied(
     correlation_id: str | None, user_id: str, resource: Resource, resource_id: str
 ) -> DomainEvent:
-    """`user_id` is the caller's; the owner's is not recorded (the caller's own event
-    stream must not tell it whose resource it asked for)."""
+    """Recorded for admins only (no `user_id`: the caller's own event stream would
+    otherwise tell it that the resource it got a 404 for exists). The caller is in the
+    data; the owner is not recorded."""
     return DomainEvent(
         EventType.ACCESS_DENIED,
         correlation_id,
-        user_id=user_id,
-        data={"resource": resource, "id": resource_id},
+        data={"resource": resource, "id": resource_id, "caller_user_id": user_id},
     )

@@ -72,12 +72,17 @@ async def update_conversation(
     user: CurrentUser,
     container: ContainerDep,
     session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> ConversationOut:
     changes = body.model_dump(exclude_unset=True)
     if "status" in changes and changes["status"] is None:
         raise BadRequest("status cannot be null.", details={"field": "status"})
     conversation = await container.conversations.update(
-        session=session, user=user, conversation_id=conversation_id, changes=changes
+        session=session,
+        user=user,
+        conversation_id=conversation_id,
+        changes=changes,
+        correlation_id=correlation_id,
     )
     return ConversationOut.model_validate(conversation)
 
