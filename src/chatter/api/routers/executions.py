@@ -6,12 +6,12 @@ from fastapi import APIRouter
 
 from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
 from chatter.api.schemas.chat import ExecutionDetailOut, ExecutionOut, LLMCallOut, ToolCallOut
-from chatter.api.schemas.common import ERROR_RESPONSES
+from chatter.api.schemas.common import error_responses
 
-router = APIRouter(prefix="/api/v1/executions", tags=["executions"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
 
-@router.get("/{execution_id}")
+@router.get("/{execution_id}", responses=error_responses(401, 404))
 async def get_execution(
     execution_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
 ) -> ExecutionDetailOut:
