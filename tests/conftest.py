@@ -23,6 +23,7 @@ from chatter.domain.ids import new_id
 from chatter.settings import Settings
 from chatter.storage.db import create_engine
 from chatter.storage.migrate import upgrade_to_head
+from fakes.anthropic_server import FakeAnthropicServer
 from fakes.openai_server import FakeOpenAIServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -169,13 +170,38 @@ def openai_settings(database_url: str, server: FakeOpenAIServer, **overrides: ob
     )
 
 
+@pytest.fixture(scope="module")
+def fake_anthropic() -> Iterator[FakeAnthropicServer]:
+    """A local Anthropic Messages server on 127.0.0.1; real HTTP, no mocks."""
+    with FakeAnthropicServer() as server:
+        yield server
+
+
+def anthropic_settings(
+    database_url: str, server: FakeAnthropicServer, **overrides: object
+) -> Settings:
+    return make_settings(
+        database_url,
+        anthropic_base_url=server.base_url,
+        anthropic_api_key="test-key",
+        default_provider="anthropic",
+        default_model="claude-3-5-haiku-latest",
+        **overrides,
+    )
+
+
 @asynccontextmanager
 async def live_server(settings: Settings) -> AsyncIterator[str]:
     """The real app under uvicorn on a free 127.0.0.1 port, in this event loop: needed where
     ASGITransport can't go (a client that really disconnects mid-stream)."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-    )
+    async with serve_app(create_app(settings)) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serve_app(app: FastAPI) -> AsyncIterator[str]:
+    """`live_server` for an app the test built (and may reach into once it started)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

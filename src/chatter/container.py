@@ -40,7 +40,9 @@ class Container:
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url, pool_timeout_s=settings.database_pool_timeout_s
+        )
         passwords = PasswordHasher()
         tokens = TokenIssuer(
             secret=settings.secret_key.get_secret_value(),
@@ -67,6 +69,7 @@ class Container:
         )
 
     async def aclose(self) -> None:
+        await self.chat.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./chatter.db"
+    # How long a request waits for a database connection before a 503 database_busy.
+    database_pool_timeout_s: float = Field(default=30.0, gt=0, le=600)
     redis_url: str | None = None
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     host: str = "127.0.0.1"

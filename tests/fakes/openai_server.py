@@ -71,6 +71,8 @@ class FakeReply:
     chunk_delay_s: float = 0.0
     chunk_size_words: int = 1
     break_after_chunks: int | None = None
+    break_cleanly: bool = False  # end the body normally at the break instead of dropping
+    ignore_stream: bool = False  # answer one JSON body even to a streaming request
     finish_reason: str | None = None
 
     def resolved_finish_reason(self) -> str:
@@ -243,7 +245,7 @@ class _App:
         completion = _Completion(request, reply)
         if reply.status != 200:
             await _send_json(send, reply.status, _error_body(reply.status, reply.error_message))
-        elif request.get("stream"):
+        elif request.get("stream") and not reply.ignore_stream:
             await self._stream(send, completion)
         else:
             await _send_json(send, 200, completion.message())
@@ -263,10 +265,13 @@ class _App:
         await emit(completion.chunk({"role": "assistant", "content": ""}), delay=False)
         for sent, piece in enumerate(split_content(reply.content, reply.chunk_size_words)):
             if sent == reply.break_after_chunks:
-                raise _AbortStreamError
+                break
             await emit(completion.chunk({"content": piece}))
         if reply.break_after_chunks is not None:
-            raise _AbortStreamError
+            if not reply.break_cleanly:
+                raise _AbortStreamError
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         for chunk in completion.tool_call_chunks():
             await emit(chunk)
         await emit(completion.chunk({}, reply.resolved_finish_reason()))
@@ -340,7 +345,7 @@ class FakeOpenAIServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        self._app = _App(self)
+        self._app = self._make_app()
         config = uvicorn.Config(
             self._app,
             log_config=None,
@@ -360,6 +365,9 @@ class FakeOpenAIServer:
                 raise RuntimeError("fake OpenAI server failed to start")
             time.sleep(0.01)
         return self
+
+    def _make_app(self) -> _App:
+        return _App(self)
 
     def stop(self) -> None:
         if self._server is None or self._thread is None:

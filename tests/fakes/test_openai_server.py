@@ -186,6 +186,27 @@ async def test_broken_stream_langchain(server: FakeOpenAIServer) -> None:
     assert isinstance(broken.value, ModelConnectionError)
 
 
+async def test_cleanly_ended_broken_stream(
+    server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    server.default_reply = FakeReply(content="a b c d", break_after_chunks=2, break_cleanly=True)
+    received: list[str] = []
+    await read_sdk_stream(client, received)  # no error: the stream just stops, unfinished
+    assert "".join(received) == "a b "
+    assert server.stream_finished_at == []
+
+
+async def test_json_answer_to_a_stream_request(
+    server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    server.default_reply = FakeReply(content="plain JSON", ignore_stream=True)
+    received: list[str] = []
+    await read_sdk_stream(client, received)
+    assert received == []  # the SDK finds no events in a JSON body
+    with pytest.raises(ValueError, match="No generation chunks"):
+        await collect(chat_model(server))
+
+
 async def test_first_delta_before_last_chunk(server: FakeOpenAIServer) -> None:
     server.default_reply = FakeReply(content="w " * 6, chunk_delay_s=0.05)
     first_seen: float | None = None

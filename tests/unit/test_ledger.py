@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
+from structlog.testing import capture_logs
 
 from chatter.domain.enums import LLMCallStatus, UsageSource
 from chatter.domain.usage import TokenCounts, Usage
 from chatter.providers.pricing import Pricer
 from chatter.providers.registry import ProviderRegistry, ResolvedModel
 from chatter.settings import Settings
-from chatter.workflows.ledger import CallLedger, usage_of_call
+from chatter.workflows.ledger import CallLedger, finish_reason, usage_of_call
 
 LOCAL_URL = "http://127.0.0.1:9/v1"
 
@@ -270,3 +272,40 @@ def test_self_hosted_model_without_price_is_recorded_with_unknown_cost(
     assert record.usage.tokens == _REPORTED_TOKENS
     assert record.usage.cost_known is False
     assert record.price_source == "unknown"
+
+
+def test_zero_prompt_report_is_estimated_and_logged(ledger: CallLedger, pricer: Pricer) -> None:
+    settings = Settings(_env_file=None, anthropic_api_key="test")
+    anthropic = ProviderRegistry(settings, pricer).resolve("anthropic", "claude-3-5-haiku-latest")
+    call = ledger.open("model", anthropic, _inputs())
+    call.add_chunk(AIMessageChunk(content="Once upon a time."))
+    reported = UsageMetadata(input_tokens=0, output_tokens=6, total_tokens=6)
+    message = AIMessage(
+        content="Once upon a time.",
+        usage_metadata=reported,
+        response_metadata={"stop_reason": "end_turn"},
+    )
+
+    with capture_logs() as logs:
+        record = ledger.finish(call, message)
+
+    assert record.usage.source == UsageSource.ESTIMATED
+    assert record.usage.prompt_tokens > 0
+    assert record.usage.completion_tokens == 6
+    assert record.finish_reason == "end_turn"
+    (line,) = [entry for entry in logs if entry["event"] == "provider_usage_incomplete"]
+    assert (line["provider"], line["model"]) == ("anthropic", "claude-3-5-haiku-latest")
+    assert line["estimated"] == ["prompt"]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"finish_reason": "stop"}, "stop"),
+        ({"stop_reason": "tool_use"}, "tool_use"),
+        ({"model_name": "m"}, None),  # a stream that ended before the model said so
+        ({"finish_reason": None, "stop_reason": None}, None),
+    ],
+)
+def test_finish_reason(metadata: dict[str, Any], expected: str | None) -> None:
+    assert finish_reason(AIMessageChunk(content="x", response_metadata=metadata)) == expected

@@ -13,7 +13,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Sys
 from langchain_core.messages.ai import UsageMetadata
 
 from chatter.domain.usage import TokenCounts
-from chatter.providers.usage_extraction import estimated_token_counts, reported_token_counts
+from chatter.providers.usage_extraction import (
+    CallTokens,
+    call_token_counts,
+    estimated_token_counts,
+    reported_token_counts,
+)
 
 
 def _with_usage(usage: UsageMetadata, **fields: Any) -> AIMessage:
@@ -475,3 +480,57 @@ def test_estimate_of_an_empty_answer_has_no_completion() -> None:
 
     assert counts.prompt_tokens > 0
     assert counts.completion_tokens == 0
+
+
+# --- Credible or estimated: call_token_counts ---------------------------------------------
+
+
+def test_call_counts_take_a_complete_report_as_is() -> None:
+    message = _with_usage(UsageMetadata(input_tokens=40, output_tokens=5, total_tokens=45))
+
+    measured = call_token_counts([HumanMessage("hi")], message)
+
+    assert measured == CallTokens(TokenCounts(prompt_tokens=40, completion_tokens=5), False)
+
+
+def test_call_counts_estimate_a_zero_prompt_for_a_non_empty_prompt() -> None:
+    # What plain langchain-anthropic reports for Anthropic's documented stream shape.
+    inputs = [HumanMessage("Tell me about lighthouses, please.")]
+    message = _with_usage(UsageMetadata(input_tokens=0, output_tokens=9, total_tokens=9))
+
+    measured = call_token_counts(inputs, message)
+
+    assert measured.estimated is True
+    assert measured.filled == ("prompt",)
+    assert measured.counts.prompt_tokens == estimated_token_counts(inputs, message).prompt_tokens
+    assert measured.counts.completion_tokens == 9  # the reported side is kept
+    _assert_consistent(measured.counts)
+
+
+def test_call_counts_estimate_a_zero_completion_for_a_non_empty_answer() -> None:
+    message = _with_usage(UsageMetadata(input_tokens=30, output_tokens=0, total_tokens=30))
+
+    measured = call_token_counts([HumanMessage("hi")], message)
+
+    assert measured.filled == ("completion",)
+    assert measured.counts.prompt_tokens == 30
+    assert measured.counts.completion_tokens > 0
+
+
+def test_call_counts_keep_a_zero_completion_for_an_empty_answer() -> None:
+    message = AIMessage(
+        content="", usage_metadata=UsageMetadata(input_tokens=30, output_tokens=0, total_tokens=30)
+    )
+
+    measured = call_token_counts([HumanMessage("hi")], message)
+
+    assert measured == CallTokens(TokenCounts(prompt_tokens=30), False)
+
+
+def test_call_counts_without_a_report_are_all_estimated() -> None:
+    measured = call_token_counts([HumanMessage("hi")], AIMessage(content="hello"))
+
+    assert measured.estimated is True
+    assert measured.filled == ()
+    assert measured.counts.prompt_tokens > 0
+    assert measured.counts.completion_tokens > 0

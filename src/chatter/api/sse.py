@@ -13,7 +13,7 @@ from sse_starlette import ServerSentEvent
 from chatter.api.schemas.chat import ExecutionOut
 from chatter.api.schemas.common import money_text
 from chatter.api.schemas.conversations import ConversationOut, MessageOut
-from chatter.services.chat_events import TurnClosed, TurnEvent, TurnStarted
+from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, TurnStarted
 from chatter.workflows.events import (
     ModelCallFinished,
     ModelCallRecord,
@@ -89,6 +89,11 @@ def to_sse(event: TurnEvent) -> ServerSentEvent | None:
         )
     if isinstance(event, ModelCallFinished):
         return _event("usage", usage_payload(event.record))
+    if isinstance(event, TurnRefused):
+        error = event.error
+        return _event(
+            "error", {"code": error.code, "message": error.message, "details": error.details}
+        )
     return _closed(event)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
-from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from chatter.errors import BadRequest, ProviderNotConfigured, UnknownModel
+from chatter.providers.anthropic_model import AnthropicChatModel
 from chatter.providers.demo import DemoChatModel
+from chatter.providers.openai_model import OpenAIChatModel
 from chatter.providers.pricing import Pricer
 from chatter.settings import Settings
 
@@ -110,7 +110,7 @@ class ProviderRegistry:
                 max_tokens=options.max_tokens,
             )
         if config.kind == "anthropic":
-            return ChatAnthropic(  # type: ignore[call-arg]
+            return AnthropicChatModel(  # type: ignore[call-arg]
                 model_name=resolved.model,
                 api_key=config.api_key or SecretStr(PLACEHOLDER_KEY),
                 base_url=config.base_url,
@@ -123,7 +123,7 @@ class ProviderRegistry:
         # OpenAI itself wants max_completion_tokens; compatible servers (Ollama, vLLM,
         # llama.cpp) reliably understand only the older max_tokens.
         compatible_server = config.base_url is not None and options.max_tokens is not None
-        return ChatOpenAI(
+        return OpenAIChatModel(
             model=resolved.model,
             api_key=config.api_key or SecretStr(PLACEHOLDER_KEY),
             base_url=config.base_url,

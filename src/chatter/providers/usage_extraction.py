@@ -10,12 +10,44 @@ The one place where provider semantics are reconciled (see domain/usage.py):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
 from chatter.domain.usage import TokenCounts
 from chatter.providers.tokens import count_message_tokens, count_tokens, count_tool_call_tokens
+
+
+@dataclass(frozen=True)
+class CallTokens:
+    """A call's token counts and whether any of them is our estimate."""
+
+    counts: TokenCounts
+    estimated: bool
+    # Sides ("prompt", "completion") the provider reported as zero although they were not.
+    filled: tuple[str, ...] = ()
+
+
+def call_token_counts(inputs: Sequence[BaseMessage], output: AIMessage) -> CallTokens:
+    """The provider's count where it is credible, our estimate where it is missing.
+
+    A reported zero for a side that plainly was not empty (a prompt was sent, text came
+    back) is a count that got lost on the way - e.g. Anthropic's input counts in a
+    `message_start` nobody read - so that side is estimated instead of stored as zero.
+    """
+    estimate = estimated_token_counts(inputs, output)
+    reported = reported_token_counts(output)
+    if reported is None:
+        return CallTokens(estimate, estimated=True)
+    counts, filled = reported, []
+    if counts.prompt_tokens == 0 and estimate.prompt_tokens > 0:
+        counts = replace(counts, prompt_tokens=estimate.prompt_tokens)
+        filled.append("prompt")
+    if counts.completion_tokens == 0 and estimate.completion_tokens > 0:
+        counts = replace(counts, completion_tokens=estimate.completion_tokens)
+        filled.append("completion")
+    return CallTokens(counts, estimated=bool(filled), filled=tuple(filled))
 
 
 def reported_token_counts(message: AIMessage) -> TokenCounts | None:

@@ -24,12 +24,13 @@ from chatter.domain.ids import is_valid_id
 from chatter.errors import ChatterError, InternalError, NotFound
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
-from chatter.services.chat_events import TurnClosed, TurnEvent, TurnStarted
+from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, TurnStarted
+from chatter.services.completion import CompletionGuard
 from chatter.services.history import load_recent, to_langchain
 from chatter.services.turn_closing import Outcome, TurnCloser, TurnProgress
 from chatter.settings import LLMSettings
 from chatter.storage import turns
-from chatter.storage.models import Conversation, User, WorkflowExecution
+from chatter.storage.models import Conversation, Message, User, WorkflowExecution
 from chatter.workflows.events import (
     ModelCallFinished,
     ModelCallRecord,
@@ -44,6 +45,7 @@ from chatter.workflows.tools import builtin_tools
 
 log = get_logger("chatter.chat")
 TITLE_LENGTH = 60
+UNRECORDED = "The turn could not be recorded; its execution was closed as failed."
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ class ChatService:
         self._executor = executor
         self._llm = llm
         self._tools = builtin_tools()
-        self._closer = TurnCloser(sessions)
+        self._guard = CompletionGuard()
+        self._closer = TurnCloser(sessions, self._guard)
 
     async def admit(
         self, *, session: AsyncSession, user: User, request: ChatRequest, correlation_id: str
@@ -120,9 +123,10 @@ class ChatService:
         )
 
     async def stream(self, turn: AdmittedTurn) -> AsyncGenerator[TurnEvent]:
-        """The turn's events. The turn runs in a task of its own, so a caller that goes
-        away (an SSE client disconnecting) cancels it exactly once, cleanly: the model call
-        is cancelled upstream and the turn still closes, as `cancelled`, with its usage."""
+        """The turn's events, ending with TurnClosed (or TurnRefused when it could not even
+        open). The turn runs in a task of its own, so a caller that goes away (an SSE client
+        disconnecting) cancels it exactly once, cleanly: the model call is cancelled
+        upstream and the turn still closes, as `cancelled`, with its usage."""
         queue: asyncio.Queue[TurnEvent | None] = asyncio.Queue()
         task = asyncio.create_task(self._drive(turn, queue.put_nowait))
         try:
@@ -137,23 +141,41 @@ class ChatService:
                 if not task.cancelled() and task.exception() is not None:
                     log.error("turn_failed_after_caller_left", error=repr(task.exception()))
 
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        """At shutdown: let closes already started finish."""
+        await self._guard.drain(timeout_s)
+
     async def _drive(self, turn: AdmittedTurn, emit: Callable[[TurnEvent | None], None]) -> None:
         try:
             progress = TurnProgress(CallLedger(self._registry.pricer), turn.resolved)
-            started = await self._open_uninterrupted(turn, progress)
+            try:
+                started, history = await self._open_uninterrupted(turn, progress)
+            except ChatterError as exc:  # e.g. the conversation was deleted meanwhile
+                emit(TurnRefused(exc))
+                return
             emit(started)
-            emit(await self._run_and_close(turn, started, progress, emit))
+            try:
+                emit(await self._run_and_close(turn, started, history, progress, emit))
+            except Exception:  # the close itself failed; its fallback closed the execution
+                log.exception("turn_close_unrecorded", execution_id=started.execution.id)
+                emit(TurnRefused(InternalError(UNRECORDED)))
+        except Exception:  # a bug or a database failure before the turn opened
+            log.exception("turn_open_failed")
+            emit(TurnRefused(InternalError("The turn could not be started.")))
         finally:
             emit(None)
 
-    async def _open_uninterrupted(self, turn: AdmittedTurn, progress: TurnProgress) -> TurnStarted:
+    async def _open_uninterrupted(
+        self, turn: AdmittedTurn, progress: TurnProgress
+    ) -> tuple[TurnStarted, list[Message]]:
         """Open the turn; a cancellation that arrives meanwhile waits for the open to commit
         and then closes the turn as cancelled, so no execution is left running."""
         opening = asyncio.ensure_future(self._open(turn))
         try:
             return await asyncio.shield(opening)
         except asyncio.CancelledError:
-            started = await opening
+            with anyio.CancelScope(shield=True):
+                started, _ = await opening
             outcome = Outcome(ExecutionStatus.CANCELLED, _reason(asyncio.CancelledError()))
             await self._closer.close(started, progress, outcome)
             raise
@@ -162,11 +184,12 @@ class ChatService:
         self,
         turn: AdmittedTurn,
         started: TurnStarted,
+        history: list[Message],
         progress: TurnProgress,
         emit: Callable[[TurnEvent | None], None],
     ) -> TurnClosed:
         try:
-            async for event in self._run(turn, started, progress):
+            async for event in self._run(turn, started, history, progress):
                 emit(event)
         except ChatterError as exc:
             return await self._close_interrupted(started, progress, exc, exc)
@@ -178,16 +201,21 @@ class ChatService:
             # Cancelled: the caller is gone. Close the turn anyway, then re-raise.
             await self._close_interrupted(started, progress, exc, None)
             raise
+        # The closer runs the close to its end even if we are cancelled while it commits.
         return await self._closer.close(started, progress, Outcome(ExecutionStatus.COMPLETED))
 
     async def _run(
-        self, turn: AdmittedTurn, started: TurnStarted, progress: TurnProgress
+        self,
+        turn: AdmittedTurn,
+        started: TurnStarted,
+        history: list[Message],
+        progress: TurnProgress,
     ) -> AsyncGenerator[TurnEvent]:
-        run = await self._workflow_run(turn, started, progress.ledger)
+        run = self._workflow_run(turn, history, progress.ledger)
         async with aclosing(self._executor.stream(run)) as events:
             async for event in events:
                 if isinstance(event, ModelCallFinished):
-                    await self._record_call(started.execution, event.record)
+                    await self._guard.run(self._record_call(started.execution, event.record))
                 elif isinstance(event, ToolCallFinished):
                     progress.tools.append(event.record)
                 if isinstance(event, WorkflowFinished):
@@ -195,7 +223,9 @@ class ChatService:
                     return
                 yield event
 
-    async def _open(self, turn: AdmittedTurn) -> TurnStarted:
+    async def _open(self, turn: AdmittedTurn) -> tuple[TurnStarted, list[Message]]:
+        """One transaction: the user message, the running execution, and the history the
+        model will see - as of this turn's own message, whatever concurrent turns add."""
         async with self._sessions() as session:
             conversation = turn.conversation or await self._new_conversation(session, turn)
             (user_message,) = await turns.append_messages(
@@ -217,12 +247,18 @@ class ChatService:
                 correlation_id=turn.correlation_id,
             )
             session.add(execution)
-            await session.commit()
-            # Reread: concurrent turns moved its aggregates since it was loaded.
+            history = await load_recent(
+                session,
+                conversation.id,
+                self._llm.history_limit,
+                up_to_sequence=user_message.sequence,
+            )
+            # Reread in this transaction: concurrent turns moved its aggregates.
             fresh = await session.get(Conversation, conversation.id, populate_existing=True)
             conversation = fresh or conversation
+            await session.commit()
         log.info("turn_opened", execution_id=execution.id, conversation_id=conversation.id)
-        return TurnStarted(conversation, user_message, execution, turn.correlation_id)
+        return TurnStarted(conversation, user_message, execution, turn.correlation_id), history
 
     async def _new_conversation(self, session: AsyncSession, turn: AdmittedTurn) -> Conversation:
         title = turn.request.message.strip().splitlines()[0][:TITLE_LENGTH] or None
@@ -231,12 +267,9 @@ class ChatService:
         await session.flush()
         return conversation
 
-    async def _workflow_run(
-        self, turn: AdmittedTurn, started: TurnStarted, ledger: CallLedger
+    def _workflow_run(
+        self, turn: AdmittedTurn, history: list[Message], ledger: CallLedger
     ) -> WorkflowRun:
-        async with self._sessions() as session:
-            history = await load_recent(session, started.conversation.id, self._llm.history_limit)
-            await session.commit()
         context = RunContext(
             resolved=turn.resolved,
             chat_model=self._registry.chat_model(turn.resolved, turn.options),

@@ -32,6 +32,21 @@ class TurnClosed:
     error: ChatterError | None
 
 
+@dataclass(frozen=True)
+class TurnRefused:
+    """The turn could not open (its conversation vanished, the database failed), or its
+    close could not be written (its execution was then closed as failed): the caller gets
+    this error instead of a TurnClosed."""
+
+    error: ChatterError
+
+
 TurnEvent = (
-    TurnStarted | TextDelta | ToolCallRequested | ToolCallFinished | ModelCallFinished | TurnClosed
+    TurnStarted
+    | TextDelta
+    | ToolCallRequested
+    | ToolCallFinished
+    | ModelCallFinished
+    | TurnClosed
+    | TurnRefused
 )

@@ -108,12 +108,19 @@ class ConversationService:
             for key, value in changes.items()
         }
         values["updated_at"] = utcnow()
-        await session.execute(
-            update(Conversation).where(Conversation.id == conversation.id).values(**values)
+        # One statement that also returns the row: a DELETE racing this request either
+        # ran before (no row: 404) or waits for our commit - never a half-read row.
+        updated: Conversation | None = await session.scalar(
+            update(Conversation)
+            .where(Conversation.id == conversation.id)
+            .values(**values)
+            .returning(Conversation),
+            execution_options={"populate_existing": True},
         )
+        if updated is None:
+            raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
         await session.commit()
-        await session.refresh(conversation)
-        return conversation
+        return updated
 
     async def delete(self, *, session: AsyncSession, user: User, conversation_id: str) -> None:
         conversation = await self.get(session=session, user=user, conversation_id=conversation_id)

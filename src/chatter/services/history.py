@@ -13,10 +13,14 @@ from chatter.domain.enums import MessageRole, MessageStatus
 from chatter.storage.models import Message
 
 
-async def load_recent(session: AsyncSession, conversation_id: str, limit: int) -> list[Message]:
+async def load_recent(
+    session: AsyncSession, conversation_id: str, limit: int, *, up_to_sequence: int
+) -> list[Message]:
+    """The last `limit` messages as of sequence `up_to_sequence` (a turn's own user
+    message): messages that concurrent turns appended after it are not this turn's history."""
     rows = await session.scalars(
         select(Message)
-        .where(Message.conversation_id == conversation_id)
+        .where(Message.conversation_id == conversation_id, Message.sequence <= up_to_sequence)
         .order_by(Message.sequence.desc())
         .limit(limit)
     )

@@ -16,6 +16,7 @@ from chatter.errors import ChatterError, NotFound
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ResolvedModel
 from chatter.services.chat_events import TurnClosed, TurnStarted
+from chatter.services.completion import CompletionGuard
 from chatter.storage import turns
 from chatter.storage.models import Conversation, LLMCall, Message, WorkflowExecution
 from chatter.workflows.events import ModelCallRecord, ToolCallRecord
@@ -48,10 +49,18 @@ class Outcome:
 
 
 class TurnCloser:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], guard: CompletionGuard) -> None:
         self._sessions = sessions
+        self._guard = guard
 
     async def close(
+        self, started: TurnStarted, progress: TurnProgress, outcome: Outcome
+    ) -> TurnClosed:
+        """Close the turn. Once started, the close runs to its end even if the caller is
+        cancelled meanwhile (the cancellation is re-raised afterwards)."""
+        return await self._guard.run(self._close_or_fall_back(started, progress, outcome))
+
+    async def _close_or_fall_back(
         self, started: TurnStarted, progress: TurnProgress, outcome: Outcome
     ) -> TurnClosed:
         """The full close. If it cannot be written, close at least the execution, so no
@@ -86,14 +95,16 @@ class TurnCloser:
             ):
                 drafts = _closing_messages(started, progress, records, outcome)
                 messages = await turns.append_messages(session, started.conversation.id, drafts)
-                await session.commit()
             else:
                 # Crash recovery closed it first and applied the recorded usage; applying
                 # ours too would count it twice.
                 await session.rollback()
                 messages = await _messages_of(session, execution_id)
+            # Read back in the same transaction: what this close committed, even if the
+            # conversation is deleted the moment after.
             conversation = await _reload(session, Conversation, started.conversation.id)
             execution = await _reload(session, WorkflowExecution, execution_id)
+            await session.commit()
         log.info("turn_closed", execution_id=execution_id, status=outcome.status.value)
         return TurnClosed(
             conversation=conversation,

@@ -1,4 +1,12 @@
-"""Engine and session factory. SQLite is tuned so concurrent writers queue, not fail."""
+"""Engine and session factory.
+
+SQLite allows one writer at a time. Chatter's writers queue for it inside the process, not
+in SQLite's busy handler (which sleeps with growing back-off, giving tails of seconds, and
+where a connection abandoned mid-transaction by a cancelled task would hold the lock for
+every other connection): on SQLite the engine has exactly one connection, every transaction
+checks it out in turn from the pool's FIFO queue, and the pool rolls it back when it is
+returned - which SQLAlchemy's session close does even when the closing task is cancelled.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +20,38 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# Only another process (a second worker, the CLI) waits in SQLite's busy handler now.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a transaction may wait for a pooled connection before the request is refused
+# with 503 database_busy.
+POOL_TIMEOUT_S = 30.0
 
 
-def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, echo: bool = False, pool_timeout_s: float = POOL_TIMEOUT_S
+) -> AsyncEngine:
+    # hide_parameters: a failing statement's log line must not carry bound values
+    # (password hashes, message text, API key hashes).
     if database_url.startswith("sqlite"):
         engine = create_async_engine(
             database_url,
             echo=echo,
+            hide_parameters=True,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=pool_timeout_s,
         )
         _tune_sqlite(engine)
         return engine
     return create_async_engine(
-        database_url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20
+        database_url,
+        echo=echo,
+        hide_parameters=True,
+        pool_pre_ping=True,
+        pool_timeout=pool_timeout_s,
+        pool_size=10,
+        max_overflow=20,
     )
 
 
@@ -43,8 +69,8 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front, so two writers wait on busy_timeout
-        # instead of one failing with "database is locked" when it upgrades a read lock.
+        # IMMEDIATE takes the write lock up front, so writers of other processes wait on
+        # busy_timeout instead of one failing with "database is locked" when it upgrades.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

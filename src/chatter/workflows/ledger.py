@@ -13,10 +13,13 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from chatter.domain.enums import LLMCallStatus, UsageSource
 from chatter.domain.ids import new_id
 from chatter.domain.usage import Usage
+from chatter.observability.logging import get_logger
 from chatter.providers.pricing import Pricer
 from chatter.providers.registry import ResolvedModel
-from chatter.providers.usage_extraction import estimated_token_counts, reported_token_counts
+from chatter.providers.usage_extraction import call_token_counts
 from chatter.workflows.events import ModelCallRecord
+
+log = get_logger("chatter.ledger")
 
 
 def usage_of_call(
@@ -26,11 +29,16 @@ def usage_of_call(
     output: AIMessage,
 ) -> tuple[Usage, str]:
     """The one function that turns a model's answer into Usage, for every node and path."""
-    tokens = reported_token_counts(output)
-    source = UsageSource.PROVIDER
-    if tokens is None:
-        tokens = estimated_token_counts(inputs, output)
-        source = UsageSource.ESTIMATED
+    measured = call_token_counts(inputs, output)
+    tokens = measured.counts
+    source = UsageSource.ESTIMATED if measured.estimated else UsageSource.PROVIDER
+    if measured.filled:
+        log.warning(
+            "provider_usage_incomplete",
+            provider=resolved.provider,
+            model=resolved.model,
+            estimated=list(measured.filled),
+        )
     config = resolved.config
     price = pricer.price(
         resolved.provider, resolved.model, config.genai_provider_id, tokens, free=config.free
@@ -81,8 +89,8 @@ class CallLedger:
 
     def finish(self, call: OpenCall, message: AIMessage) -> ModelCallRecord:
         usage, price_source = usage_of_call(call.resolved, self._pricer, call.inputs, message)
-        finish_reason = _finish_reason(message)
-        return self._close(call, usage, price_source, LLMCallStatus.SUCCEEDED, finish_reason, None)
+        reason = finish_reason(message)
+        return self._close(call, usage, price_source, LLMCallStatus.SUCCEEDED, reason, None)
 
     def interrupt(self, call: OpenCall, status: LLMCallStatus, error: str) -> ModelCallRecord:
         """Close a call that did not end normally, with the usage known so far.
@@ -138,7 +146,8 @@ class CallLedger:
         return record
 
 
-def _finish_reason(message: AIMessage) -> str | None:
+def finish_reason(message: AIMessage | AIMessageChunk) -> str | None:
+    """How the provider said the answer ended; None when it never said (a broken stream)."""
     metadata = message.response_metadata
     reason = metadata.get("finish_reason") or metadata.get("stop_reason")
     return str(reason) if reason else None

@@ -12,7 +12,7 @@ from chatter.api.schemas.conversations import ConversationOut, MessageOut
 from chatter.api.sse import sse_stream
 from chatter.errors import ChatterError
 from chatter.services.chat import ChatRequest
-from chatter.services.chat_events import TurnClosed
+from chatter.services.chat_events import TurnClosed, TurnRefused
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])
 
@@ -57,6 +57,8 @@ async def chat(
     closed: TurnClosed | None = None
     # The non-streaming turn drains the same stream as /chat/stream: one execution path.
     async for event in container.chat.stream(turn):
+        if isinstance(event, TurnRefused):
+            raise event.error
         if isinstance(event, TurnClosed):
             closed = event
     assert closed is not None

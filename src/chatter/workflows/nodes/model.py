@@ -11,6 +11,7 @@ from langgraph.config import get_stream_writer
 
 from chatter.errors import ProviderError
 from chatter.workflows.events import ModelCallFinished, TextDelta, ToolCallRequested
+from chatter.workflows.ledger import finish_reason
 from chatter.workflows.state import WorkflowState, node_name, run_context
 
 
@@ -44,6 +45,14 @@ async def model_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
         with anyio.CancelScope(shield=True):
             await stream.aclose()
     received = call.received or AIMessageChunk(content="")
+    if finish_reason(received) is None:
+        # The connection closed before the model said it was done: what arrived may be cut
+        # anywhere. Raised with the call still open, so it is closed as failed, its usage
+        # estimated from what arrived.
+        raise ProviderError(
+            f"{context.resolved.provider}: the model's stream ended before it finished "
+            "(no finish reason); the answer is incomplete."
+        )
     message = AIMessage(
         content=received.content,
         tool_calls=received.tool_calls,
