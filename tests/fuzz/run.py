@@ -30,7 +30,7 @@ from chatter.storage.db import create_engine
 from chatter.storage.migrate import upgrade_to_head
 
 SEED = int(os.environ.get("FUZZ_SEED", "20261126"))
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "40"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 CHECKS = ",".join(
     (
         "not_a_server_error",

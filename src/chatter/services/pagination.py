@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -28,6 +29,9 @@ def encode_cursor(values: list[Any]) -> str:
 
 def decode_cursor(cursor: str, arity: int) -> list[Any]:
     invalid = BadRequest("Invalid pagination cursor.", details={"cursor": cursor})
+    # b64decode would skip characters outside the alphabet: a cursor with any is not ours.
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise invalid
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
