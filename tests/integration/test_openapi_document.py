@@ -12,27 +12,34 @@ from chatter.api.schemas.common import TEXT_PATTERN
 from chatter.services.pagination import CURSOR_PATTERN
 
 # The error statuses each operation can answer: the document must list exactly these.
+# (503: every route that reaches the database can find it busy.)
 EXPECTED_ERRORS = {
     ("get", "/healthz"): set(),
     ("get", "/readyz"): {"503"},
-    ("post", "/api/v1/auth/register"): {"403", "409", "422"},
-    ("post", "/api/v1/auth/login"): {"401", "422"},
-    ("post", "/api/v1/auth/refresh"): {"401", "422"},
-    ("post", "/api/v1/auth/logout"): {"401", "422"},
-    ("get", "/api/v1/auth/me"): {"401"},
-    ("get", "/api/v1/auth/api-keys"): {"401"},
-    ("post", "/api/v1/auth/api-keys"): {"400", "401", "422"},
-    ("delete", "/api/v1/auth/api-keys/{key_id}"): {"401", "404"},
-    ("post", "/api/v1/conversations"): {"401", "422"},
-    ("get", "/api/v1/conversations"): {"400", "401", "422"},
-    ("get", "/api/v1/conversations/{conversation_id}"): {"401", "404"},
-    ("patch", "/api/v1/conversations/{conversation_id}"): {"400", "401", "404", "422"},
-    ("delete", "/api/v1/conversations/{conversation_id}"): {"401", "404", "409"},
-    ("get", "/api/v1/conversations/{conversation_id}/messages"): {"400", "401", "404", "422"},
-    ("post", "/api/v1/chat"): {"400", "401", "404", "422", "502"},
-    ("post", "/api/v1/chat/stream"): {"400", "401", "404", "422"},
-    ("get", "/api/v1/executions/{execution_id}"): {"401", "404"},
-    ("get", "/api/v1/providers"): {"401"},
+    ("post", "/api/v1/auth/register"): {"403", "409", "422", "503"},
+    ("post", "/api/v1/auth/login"): {"401", "422", "503"},
+    ("post", "/api/v1/auth/refresh"): {"401", "422", "503"},
+    ("post", "/api/v1/auth/logout"): {"401", "422", "503"},
+    ("get", "/api/v1/auth/me"): {"401", "503"},
+    ("get", "/api/v1/auth/api-keys"): {"401", "503"},
+    ("post", "/api/v1/auth/api-keys"): {"400", "401", "422", "503"},
+    ("delete", "/api/v1/auth/api-keys/{key_id}"): {"401", "404", "503"},
+    ("post", "/api/v1/conversations"): {"401", "422", "503"},
+    ("get", "/api/v1/conversations"): {"400", "401", "422", "503"},
+    ("get", "/api/v1/conversations/{conversation_id}"): {"401", "404", "503"},
+    ("patch", "/api/v1/conversations/{conversation_id}"): {"400", "401", "404", "422", "503"},
+    ("delete", "/api/v1/conversations/{conversation_id}"): {"401", "404", "409", "503"},
+    ("get", "/api/v1/conversations/{conversation_id}/messages"): {
+        "400",
+        "401",
+        "404",
+        "422",
+        "503",
+    },
+    ("post", "/api/v1/chat"): {"400", "401", "404", "422", "502", "503"},
+    ("post", "/api/v1/chat/stream"): {"400", "401", "404", "422", "503"},
+    ("get", "/api/v1/executions/{execution_id}"): {"401", "404", "503"},
+    ("get", "/api/v1/providers"): {"401", "503"},
 }
 
 
@@ -84,6 +91,8 @@ def test_errors_use_the_error_shape(document: dict[str, Any]) -> None:
 def test_every_response_documents_its_headers(document: dict[str, Any]) -> None:
     headers = document["components"]["headers"]
     assert headers["X-Correlation-ID"]["required"] is True
+    busy = document["paths"]["/api/v1/chat"]["post"]["responses"]["503"]
+    assert busy["headers"]["Retry-After"]["required"] is True
     for key, operation in operations(document).items():
         for status, response in operation["responses"].items():
             assert "X-Correlation-ID" in response["headers"], (key, status)

@@ -15,10 +15,10 @@ from chatter.api.schemas.auth import (
     TokenPairOut,
     UserOut,
 )
-from chatter.api.schemas.common import error_responses
+from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 from chatter.services.auth import TokenPair
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=DATABASE_RESPONSES)
 
 
 def _pair_out(pair: TokenPair) -> TokenPairOut:

@@ -7,14 +7,14 @@ from sse_starlette import EventSourceResponse
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
 from chatter.api.schemas.chat import ChatIn, ChatOut, ExecutionOut
-from chatter.api.schemas.common import error_responses
+from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 from chatter.api.schemas.conversations import ConversationOut, MessageOut
 from chatter.api.sse import sse_stream
 from chatter.errors import ChatterError
 from chatter.services.chat import ChatRequest
 from chatter.services.chat_events import TurnClosed, TurnRefused
 
-router = APIRouter(prefix="/api/v1", tags=["chat"])
+router = APIRouter(prefix="/api/v1", tags=["chat"], responses=DATABASE_RESPONSES)
 
 
 def chat_request(body: ChatIn) -> ChatRequest:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
-from chatter.api.schemas.common import PageOut, error_responses
+from chatter.api.schemas.common import DATABASE_RESPONSES, PageOut, error_responses
 from chatter.api.schemas.conversations import (
     ConversationCreateIn,
     ConversationOut,
@@ -19,7 +19,9 @@ from chatter.errors import BadRequest
 from chatter.services.conversations import ConversationDraft
 from chatter.services.pagination import CURSOR_PATTERN
 
-router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
+router = APIRouter(
+    prefix="/api/v1/conversations", tags=["conversations"], responses=DATABASE_RESPONSES
+)
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, at most 100.")]
 Cursor = Annotated[

@@ -6,9 +6,9 @@ from fastapi import APIRouter
 
 from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
 from chatter.api.schemas.chat import ExecutionDetailOut, ExecutionOut, LLMCallOut, ToolCallOut
-from chatter.api.schemas.common import error_responses
+from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 
-router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"], responses=DATABASE_RESPONSES)
 
 
 @router.get("/{execution_id}", responses=error_responses(401, 404))

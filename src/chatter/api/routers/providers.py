@@ -6,10 +6,10 @@ from fastapi import APIRouter
 
 from chatter.api.deps import ContainerDep, CurrentUser
 from chatter.api.schemas.chat import ModelInfoOut, ProviderOut
-from chatter.api.schemas.common import error_responses
+from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 from chatter.domain.enums import UserRole
 
-router = APIRouter(prefix="/api/v1/providers", tags=["providers"])
+router = APIRouter(prefix="/api/v1/providers", tags=["providers"], responses=DATABASE_RESPONSES)
 
 
 @router.get("", responses=error_responses(401))

@@ -141,12 +141,21 @@ ERROR_DESCRIPTIONS = {
     409: "In conflict with the current state.",
     422: "The request does not match its schema; `details` lists each problem.",
     502: "The model provider failed; the turn was recorded as failed.",
+    503: "The database is busy (an overload): retry after `Retry-After` seconds.",
 }
+RETRY_AFTER = {"Retry-After": {"required": True, "schema": {"type": "string"}}}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI `responses` for the error statuses a route can answer."""
-    return {
+    responses: dict[int | str, dict[str, Any]] = {
         status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]}
         for status in statuses
     }
+    if 503 in responses:
+        responses[503]["headers"] = RETRY_AFTER
+    return responses
+
+
+# Every route that reaches the database can find its connections all busy (api/errors.py).
+DATABASE_RESPONSES = error_responses(503)
