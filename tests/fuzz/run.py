@@ -7,7 +7,8 @@ Exits non-zero on any 5xx or any response the OpenAPI document does not describe
 
     .venv/bin/python tests/fuzz/run.py [extra schemathesis options]
 
-FUZZ_SEED and FUZZ_MAX_EXAMPLES change the seed and the limit (e.g. for a longer local run).
+FUZZ_SEED and FUZZ_MAX_EXAMPLES change the seed and the limit (e.g. for a longer local run);
+FUZZ_DATABASE_URL names an empty database to use instead (e.g. PostgreSQL; it is migrated).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ async def main(extra: list[str]) -> int:
     # The fuzzer drops streams midway; asyncio's note per write to a closed socket is noise.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="chatter-fuzz-") as tmp:
-        database_url = f"sqlite+aiosqlite:///{tmp}/fuzz.db"
+        database_url = os.environ.get("FUZZ_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp}/fuzz.db"
         engine = create_engine(database_url)
         try:
             await upgrade_to_head(engine)

@@ -71,3 +71,10 @@ def test_cursor_with_a_timestamp_outside_utc_is_invalid(values: list[Any]) -> No
 )
 def test_cursor_values_round_trip(values: list[Any]) -> None:
     assert decode_cursor(encode_cursor(values), 2) == values
+
+
+def test_walk_can_check_depth_alone() -> None:
+    body = {"a\x00": ["\ud800"]}
+    assert check_json(body, text=False) is body
+    with pytest.raises(ValueError, match="nesting"):
+        check_json({"a": nested(MAX_JSON_DEPTH)}, text=False)

@@ -14,7 +14,7 @@ from chatter.errors import BadRequest
 T = TypeVar("T")
 
 # What `encode_cursor` issues: unpadded URL-safe base64 (stated in the OpenAPI document).
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ class ApiKeyCreateIn(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     # A naive datetime is ambiguous (and cannot be compared with UTC): require an offset.
     expires_at: UtcDatetime | None = Field(
-        default=None, description="When the key stops working, with a UTC offset."
+        default=None,
+        description="When the key stops working, with a UTC offset; a time in the past is a 400.",
     )
 
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, Field, Strict, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from chatter.api.schemas.common import ApiModel, Money, RequestModel, TokenCountsOut
+from chatter.api.schemas.common import (
+    ApiModel,
+    JsonFloat,
+    JsonInt,
+    Money,
+    RequestModel,
+    TokenCountsOut,
+)
 from chatter.api.schemas.conversations import WORKFLOW_NAME, ConversationOut, MessageOut
 
 MAX_MESSAGE_CHARS = 100_000
@@ -33,14 +40,13 @@ class ChatIn(RequestModel):
         default=None, pattern=WORKFLOW_NAME, description='"chat" or "chat_with_tools"'
     )
     system_prompt: str | None = Field(default=None, max_length=20_000)
-    # Strict: `true` or "0.5" is a mistake to report, not a number to guess.
-    temperature: Annotated[float, Strict()] | None = Field(
+    temperature: JsonFloat | None = Field(
         default=None,
         ge=0,
         le=2,
         description="Above the provider's own limit (Anthropic: 1) is a 400.",
     )
-    max_tokens: Annotated[int, Strict()] | None = Field(default=None, ge=1, le=200_000)
+    max_tokens: JsonInt | None = Field(default=None, ge=1, le=200_000)
 
     @field_validator("message")
     @classmethod

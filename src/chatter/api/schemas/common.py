@@ -10,6 +10,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -36,8 +37,8 @@ MAX_JSON_DEPTH = 32
 # ECMA-262 patterns can't name them: JSON text can only carry them as `\ud800` escapes.)
 TEXT_PATTERN = r"^[^\u0000]*$"
 BODY_RULES = (
-    "No text in the body (keys included) may contain NUL or a lone UTF-16 surrogate, and "
-    f"JSON nested deeper than {MAX_JSON_DEPTH} levels is refused: both are a 422."
+    "No text in a field may contain NUL or a lone UTF-16 surrogate, and the body may not nest "
+    f"deeper than {MAX_JSON_DEPTH} levels: both are a 422. Unknown fields are otherwise ignored."
 )
 
 
@@ -51,14 +52,15 @@ def check_text(value: str) -> str:
     return value
 
 
-def check_json(data: Any) -> Any:
-    """Check every string (keys included) in a decoded JSON value, iteratively: a deeply nested
-    body must be a 422, never a RecursionError."""
+def check_json(data: Any, *, text: bool = True) -> Any:
+    """Refuse nesting past MAX_JSON_DEPTH and (with `text`) bad text in any string, keys
+    included. Iterative: a deeply nested body must be a 422, never a RecursionError."""
     pending: list[tuple[Any, int]] = [(data, 0)]
     while pending:
         value, depth = pending.pop()
         if isinstance(value, str):
-            check_text(value)
+            if text:
+                check_text(value)
             continue
         if not isinstance(value, dict | list):
             continue
@@ -70,9 +72,8 @@ def check_json(data: Any) -> Any:
 
 
 def _document_text_rule(schema: dict[str, Any]) -> None:
-    """Add TEXT_PATTERN to every string property without a pattern of its own, and to property
-    names, so the OpenAPI document states the rule `check_json` enforces."""
-    schema["propertyNames"] = {"pattern": TEXT_PATTERN}
+    """Add TEXT_PATTERN to every string property without a pattern of its own, so the
+    OpenAPI document states the rule `check_json` enforces."""
     schema["description"] = " ".join(filter(None, [schema.get("description"), BODY_RULES]))
     for prop in schema.get("properties", {}).values():
         for variant in [prop, *prop.get("anyOf", [])]:
@@ -81,15 +82,34 @@ def _document_text_rule(schema: dict[str, Any]) -> None:
 
 
 class RequestModel(BaseModel):
-    """Base of request bodies: refuses NUL characters and lone surrogates anywhere, and
+    """Base of request bodies: refuses NUL characters and lone surrogates in any field, and
     nesting deeper than MAX_JSON_DEPTH, so bad input is a 422 on every database."""
 
     model_config = ConfigDict(json_schema_extra=_document_text_rule)
 
     @model_validator(mode="before")
     @classmethod
-    def _checked_json(cls, data: Any) -> Any:
-        return check_json(data)
+    def _checked_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            # The depth of the whole body, so deep nesting is always this 422, not whatever
+            # the JSON parser's stack happens to allow.
+            check_json(data, text=False)
+            # Text of declared fields only: unknown ones are ignored whatever text they hold
+            # (the OpenAPI document allows them).
+            check_json([value for key, value in data.items() if key in cls.model_fields])
+        return data
+
+
+def _not_text_or_bool(value: Any) -> Any:
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON number, not a string or a boolean")
+    return value
+
+
+# A JSON number (`"12"` and `true` are mistakes to report, not numbers to guess); an integer
+# may be spelt 12.0, as JSON Schema's `integer` allows.
+JsonInt = Annotated[int, BeforeValidator(_not_text_or_bool)]
+JsonFloat = Annotated[float, BeforeValidator(_not_text_or_bool)]
 
 
 def _in_utc(value: datetime) -> datetime:
