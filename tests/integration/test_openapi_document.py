@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -117,6 +118,14 @@ def test_chat_options_are_strict_numbers(document: dict[str, Any]) -> None:
     assert [v.get("type") for v in variants(chat["temperature"])][1:] == ["number", "null"]
     assert [v.get("type") for v in variants(chat["max_tokens"])][1:] == ["integer", "null"]
     assert "400" in chat["provider"]["description"]
+    assert chat["temperature"]["anyOf"][0] == {"type": "number", "minimum": 0, "maximum": 2}
+    assert chat["max_tokens"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 200_000}
+
+
+def test_no_constraint_is_spelt_in_pydantic_words(document: dict[str, Any]) -> None:
+    text = json.dumps(document)
+    for word in ("ge", "le", "gt", "lt"):
+        assert f'"{word}":' not in text
 
 
 def test_status_update_is_not_nullable(document: dict[str, Any]) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 
 from chatter.api.schemas.common import (
+    NUMBER_ONLY,
     ApiModel,
-    JsonFloat,
-    JsonInt,
     Money,
     RequestModel,
     TokenCountsOut,
@@ -40,13 +39,10 @@ class ChatIn(RequestModel):
         default=None, pattern=WORKFLOW_NAME, description='"chat" or "chat_with_tools"'
     )
     system_prompt: str | None = Field(default=None, max_length=20_000)
-    temperature: JsonFloat | None = Field(
-        default=None,
-        ge=0,
-        le=2,
-        description="Above the provider's own limit (Anthropic: 1) is a 400.",
+    temperature: Annotated[float, Field(ge=0, le=2), NUMBER_ONLY] | None = Field(
+        default=None, description="Above the provider's own limit (Anthropic: 1) is a 400."
     )
-    max_tokens: JsonInt | None = Field(default=None, ge=1, le=200_000)
+    max_tokens: Annotated[int, Field(ge=1, le=200_000), NUMBER_ONLY] | None = None
 
     @field_validator("message")
     @classmethod

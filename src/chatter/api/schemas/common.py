@@ -106,10 +106,10 @@ def _not_text_or_bool(value: Any) -> Any:
     return value
 
 
-# A JSON number (`"12"` and `true` are mistakes to report, not numbers to guess); an integer
-# may be spelt 12.0, as JSON Schema's `integer` allows.
-JsonInt = Annotated[int, BeforeValidator(_not_text_or_bool)]
-JsonFloat = Annotated[float, BeforeValidator(_not_text_or_bool)]
+# For numeric fields: `"12"` and `true` are mistakes to report, not numbers to guess; an
+# integer may be spelt 12.0, as JSON Schema's `integer` allows. Put it after the field's
+# constraints in `Annotated`, or the document shows them as `ge`/`le`, which no schema reads.
+NUMBER_ONLY = BeforeValidator(_not_text_or_bool)
 
 
 def _in_utc(value: datetime) -> datetime:
