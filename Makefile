@@ -2,8 +2,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-HOST ?= 127.0.0.1
-PORT ?= 8000
 
 .PHONY: install run test lint fuzz bench clean
 
@@ -18,9 +16,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Serves where CHATTER_HOST / CHATTER_PORT say (default 127.0.0.1:8000). `make run PORT=9000`
+# (and HOST=...) on make's command line wins; HOST or PORT merely exported by the shell does
+# not, since make would otherwise turn any such variable into a flag.
 run: install
 	$(BIN)/chatter db upgrade
-	$(BIN)/chatter serve --host $(HOST) --port $(PORT)
+	$(BIN)/chatter serve$(if $(filter command line,$(origin HOST)), --host $(HOST))$(if $(filter command line,$(origin PORT)), --port $(PORT))
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -54,9 +54,19 @@ async def _bootstrap_admin(container: Container) -> None:
         f"    API key:  {created.api_key.key}\n"
         "  Save them now; they are not shown again.\n"
         f'  Try: curl -H "Authorization: Bearer {created.api_key.key}" '
-        f"http://{container.settings.host}:{container.settings.port}/api/v1/auth/me\n",
+        f"{served_url(container.settings)}/api/v1/auth/me\n",
         flush=True,
     )
+
+
+def served_url(settings: Settings) -> str:
+    """A URL that reaches this server: `chatter serve` puts the address it binds in settings."""
+    host = settings.host
+    # A wildcard bind is reachable on loopback; curl cannot connect to "0.0.0.0" everywhere.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         container = Container.build(settings)
         try:
             await _check_migrated(container)
+            await container.publisher.start()
             await recover_interrupted_executions(container.sessions)
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")

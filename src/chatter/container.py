@@ -8,6 +8,9 @@ from datetime import timedelta
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chatter.events.bus import EventBus, InProcessBus
+from chatter.events.publisher import EventPublisher
+from chatter.events.redis_bus import RedisStreamBus
 from chatter.providers.pricing import Pricer
 from chatter.providers.registry import ProviderRegistry
 from chatter.services.accounts import AccountService
@@ -36,6 +39,7 @@ class Container:
     executor: WorkflowExecutor
     chat: ChatService
     executions: ExecutionService
+    publisher: EventPublisher
     redis: Redis | None = None
 
     @classmethod
@@ -53,6 +57,13 @@ class Container:
         sessions = create_session_factory(engine)
         providers = ProviderRegistry(settings, Pricer(price_overrides(settings)))
         executor = WorkflowExecutor(builtin_templates())
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        bus: EventBus = (
+            RedisStreamBus(redis, settings.events.redis_stream, settings.events.redis_stream_maxlen)
+            if redis is not None
+            else InProcessBus()
+        )
+        publisher = EventPublisher(bus, sessions, settings.events)
         return cls(
             settings=settings,
             engine=engine,
@@ -63,13 +74,15 @@ class Container:
             conversations=ConversationService(),
             providers=providers,
             executor=executor,
-            chat=ChatService(sessions, providers, executor, settings.llm),
+            chat=ChatService(sessions, providers, executor, settings.llm, publisher),
             executions=ExecutionService(),
-            redis=Redis.from_url(settings.redis_url) if settings.redis_url else None,
+            publisher=publisher,
+            redis=redis,
         )
 
     async def aclose(self) -> None:
         await self.chat.aclose()
+        await self.publisher.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production"
@@ -19,12 +19,31 @@ class AuthSettings(BaseModel):
 
 
 class PriceOverride(BaseModel):
-    """Self-hosted or negotiated prices, in currency units per 1M tokens."""
+    """Self-hosted or negotiated prices, in currency units per 1M tokens.
+
+    Unset rates fall back the way providers bill: cache reads and cache writes at the input
+    rate, reasoning at the output rate. Unknown keys are refused, so a misspelt rate fails at
+    startup instead of silently billing at the fallback."""
+
+    model_config = ConfigDict(extra="forbid")
 
     input: Decimal = Field(ge=0)
     output: Decimal = Field(ge=0)
-    cached_input: Decimal | None = Field(default=None, ge=0)
+    cache_read: Decimal | None = Field(default=None, ge=0)
+    cache_write: Decimal | None = Field(default=None, ge=0)
+    reasoning: Decimal | None = Field(default=None, ge=0)
     currency: str = "USD"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_cached_input(cls, value: object) -> object:
+        # `cached_input` is the name this setting had before cache writes were priced.
+        if isinstance(value, dict) and "cached_input" in value:
+            if "cache_read" in value:
+                raise ValueError("give cache_read or its old name cached_input, not both")
+            value = dict(value)
+            value["cache_read"] = value.pop("cached_input")
+        return value
 
 
 class ProviderSettings(BaseModel):
@@ -48,6 +67,18 @@ class LLMSettings(BaseModel):
     max_tool_iterations: int = Field(default=5, ge=1, le=50)
     demo_chunk_delay_s: float = Field(default=0.02, ge=0)
     sse_ping_s: float = Field(default=15.0, gt=0)
+
+
+class EventSettings(BaseModel):
+    retention_days: float = Field(default=7, gt=0)
+    # Committed events not marked published after this long are republished by the relay.
+    relay_grace_s: float = Field(default=5.0, ge=0)
+    relay_interval_s: float = Field(default=2.0, gt=0)
+    mark_interval_s: float = Field(default=0.5, gt=0)
+    cleanup_interval_s: float = Field(default=3600.0, gt=0)
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    redis_stream: str = "chatter:events"
+    redis_stream_maxlen: int = Field(default=100_000, ge=100)
 
 
 class Settings(BaseSettings):
@@ -85,6 +116,7 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

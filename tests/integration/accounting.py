@@ -1,4 +1,4 @@
-"""SQL checks of the accounting invariants (shared/DESIGN.md), used by several test modules."""
+"""SQL checks of the accounting invariants (docs/accounting.md), used by several test modules."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
+from chatter.app import served_url
 from chatter.observability.logging import configure_logging
 from chatter.storage.db import create_engine
 from chatter.storage.models import User
@@ -18,6 +19,7 @@ from conftest import make_settings, running_app
 
 KEY = re.compile(r"API key:\s+(chk_\S+)")
 PASSWORD = re.compile(r"password:\s+(\S+)")
+TRY = re.compile(r'Try: curl -H "Authorization: Bearer (chk_\S+)" (http://\S+)/api/v1/auth/me')
 
 
 @pytest.fixture
@@ -57,7 +59,8 @@ async def test_development_start_prints_an_admin_key_once(
     database_url: str, restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await user_count(database_url) == 0
-    settings = make_settings(database_url, env="development")
+    # As `chatter serve --host 0.0.0.0 --port 9123` builds it: the bind address in settings.
+    settings = make_settings(database_url, env="development", host="0.0.0.0", port=9123)
 
     async with running_app(settings) as (_, client):
         out = capsys.readouterr().out
@@ -67,6 +70,8 @@ async def test_development_start_prints_an_admin_key_once(
         assert "admin@chatter.local" in out
         password_match = PASSWORD.search(out)
         assert password_match is not None, out
+        # The Try line names the address served, a wildcard bind as loopback.
+        assert TRY.findall(out) == [(key, "http://127.0.0.1:9123")], out
 
         me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"})
         assert me.status_code == 200, me.text
@@ -95,3 +100,17 @@ async def test_development_start_prints_an_admin_key_once(
         me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"})
         assert me.status_code == 200, me.text
     assert await user_count(database_url) == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000"),
+        ("chatter.internal", "http://chatter.internal:8000"),
+        ("0.0.0.0", "http://127.0.0.1:8000"),
+        ("::", "http://[::1]:8000"),
+        ("::1", "http://[::1]:8000"),
+    ],
+)
+def test_the_try_line_url_is_one_curl_can_reach(host: str, url: str) -> None:
+    assert served_url(make_settings("sqlite+aiosqlite://", host=host, port=8000)) == url

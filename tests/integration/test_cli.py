@@ -10,15 +10,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from click.testing import Result
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from chatter.cli.main import app
 from chatter.storage.db import create_engine
-from chatter.storage.migrate import pending_migrations
+from chatter.storage.migrate import alembic_config, describe_revision, pending_migrations
 from chatter.storage.models import User
 from conftest import make_settings, running_app
+
+HEAD = describe_revision(ScriptDirectory.from_config(alembic_config()).get_current_head() or "")
 
 PASSWORD = "operator password 1"
 
@@ -37,10 +40,10 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
 
 
-def upgrade(url: str) -> None:
+def upgrade(url: str) -> str:
     result = invoke("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert "up to date" in result.output
+    return result.output
 
 
 def pending(url: str) -> list[str]:
@@ -85,13 +88,41 @@ def login_me(url: str, email: str, password: str) -> tuple[int, dict[str, object
     return asyncio.run(_login())
 
 
-def test_db_upgrade_on_a_fresh_database(database_file: str) -> None:
+def test_db_upgrade_on_a_fresh_database_says_what_it_did(database_file: str) -> None:
     assert pending(database_file)
-    upgrade(database_file)
+    first = upgrade(database_file)
     assert pending(database_file) == []
-    # Running it again is harmless.
-    upgrade(database_file)
+    assert first.strip() == (f"Upgraded {database_file} from no revision to {HEAD} (head).")
+    # Running it again is harmless, and says so.
+    again = upgrade(database_file)
     assert pending(database_file) == []
+    assert again.strip() == f"{database_file} is already at head: {HEAD}."
+
+
+def test_db_upgrade_of_an_unreachable_database_fails_clearly_and_hides_the_password(
+    database_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens on port 1 of the loopback: connection refused, at once.
+    monkeypatch.setenv("CHATTER_DATABASE_URL", "postgresql+asyncpg://ops:s3cret@127.0.0.1:1/x")
+
+    result = invoke("db", "upgrade")
+
+    assert result.exit_code == 1
+    assert result.output.startswith("Cannot upgrade postgresql+asyncpg://ops:***@127.0.0.1:1/x:")
+    assert "s3cret" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_db_upgrade_of_a_malformed_url_shows_none_of_it(
+    database_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHATTER_DATABASE_URL", "ops:s3cret@db.internal")
+
+    result = invoke("db", "upgrade")
+
+    assert result.exit_code == 1
+    assert "Cannot upgrade the database in CHATTER_DATABASE_URL" in result.output
+    assert "s3cret" not in result.output
 
 
 def test_users_create_admin_can_log_in(database_file: str) -> None:

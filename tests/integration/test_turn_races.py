@@ -110,7 +110,9 @@ def base_url(live_app: FastAPI) -> str:
 def gated_app(live_app: FastAPI, gate: CommitGate, settings: Settings) -> FastAPI:
     container: Container = live_app.state.container
     sessions = gated_sessions(container.engine, gate)
-    container.chat = ChatService(sessions, container.providers, container.executor, settings.llm)
+    container.chat = ChatService(
+        sessions, container.providers, container.executor, settings.llm, container.publisher
+    )
     return live_app
 
 
@@ -240,13 +242,16 @@ async def test_concurrent_turns_each_answer_their_own_question(
     for question, body in zip(questions, answers, strict=True):
         assert body["user_message"]["content"] == question
         assert body["assistant_message"]["content"] == f"answer to: {question}"
-    # Each model request ended with its own question, and saw nothing appended after it.
+    # Each model request ended with its own question and saw nothing appended after it.
+    sequence_of = {}
+    for body in answers:
+        for key in ("user_message", "assistant_message"):
+            sequence_of[body[key]["content"]] = body[key]["sequence"]
     for request in fake.requests:
         sent = [m.get("content") for m in request["messages"]]
         own = sent[-1]
         assert own in questions
-        later = questions[questions.index(own) + 1 :]
-        assert not any(f"answer to: {q}" in sent for q in later)
+        assert all(sequence_of[content] < sequence_of[own] for content in sent[:-1])
     await assert_invariants(engine)
 
 

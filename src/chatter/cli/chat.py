@@ -76,12 +76,20 @@ def send_turn(client: httpx.Client, session: ChatSession, text: str) -> None:
     with client.stream("POST", "/api/v1/chat/stream", json=body) as response:
         if response.status_code != 200:
             response.read()
-            error = response.json().get("error", {})
-            console.print(f"[red]{error.get('code')}: {error.get('message')}[/red]")
+            console.print(_error_text(response), style="red", markup=False)
             return
         console.print("[bold cyan]assistant>[/bold cyan] ", end="")
         for event, data in parse_sse(response.iter_lines()):
             _show(session, event, data)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        error = response.json()["error"]
+        return f"{error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        # Not Chatter's error shape: a proxy in between, or not a Chatter server at all.
+        return f"HTTP {response.status_code}: {response.text[:200]}"
 
 
 def _show(session: ChatSession, event: str, data: dict[str, Any]) -> None:
@@ -115,26 +123,41 @@ def chat(
         ..., envvar="CHATTER_API_KEY", prompt=True, hide_input=True, help="API key or token."
     ),
 ) -> None:
-    """Chat with a running Chatter server; replies stream in, usage is shown after each turn."""
+    """Chat with a running Chatter server; replies stream in, usage is shown after each turn.
+
+    Ctrl-C during a reply cancels that turn and returns to the prompt.
+    Ctrl-C at the prompt, Ctrl-D or /exit quits."""
     session = ChatSession(url, api_key, conversation, provider, model, workflow)
     headers = {"Authorization": f"Bearer {api_key}"}
-    console.print("[dim]Type a message; /new starts a new conversation, /exit quits.[/dim]")
+    console.print(
+        "[dim]Type a message; /new starts a new conversation. Ctrl-C stops a reply; "
+        "Ctrl-D or /exit quits.[/dim]"
+    )
     with httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(10, read=300)) as client:
-        while True:
-            try:
-                text = console.input("[bold green]you>[/bold green] ").strip()
-            except (EOFError, KeyboardInterrupt):
-                console.print()
-                return
-            if not text:
-                continue
-            if text in EXIT_WORDS:
-                return
+        while (text := read_message()) is not None:
             if text == "/new":
                 session.conversation_id = None
                 console.print("[dim]New conversation.[/dim]")
                 continue
             try:
                 send_turn(client, session, text)
+            except KeyboardInterrupt:
+                # Leaving send_turn closed the stream; the server notices the client gone,
+                # cancels the turn and stores what it generated as a `partial` message.
+                console.print("\n[yellow]Reply interrupted; the turn is cancelled.[/yellow]")
             except httpx.HTTPError as exc:
                 console.print(f"[red]Cannot reach {url}: {exc}[/red]")
+
+
+def read_message() -> str | None:
+    """The next message to send, or None to quit (Ctrl-D, Ctrl-C or an exit word)."""
+    while True:
+        try:
+            text = console.input("[bold green]you>[/bold green] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            return None
+        if text in EXIT_WORDS:
+            return None
+        if text:
+            return text

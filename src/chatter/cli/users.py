@@ -7,7 +7,6 @@ import asyncio
 import typer
 from rich.console import Console
 
-from chatter.container import Container
 from chatter.domain.enums import UserRole
 from chatter.errors import ChatterError
 from chatter.settings import Settings
@@ -29,6 +28,10 @@ def create(
         raise typer.Exit(code=2)
 
     async def _run() -> str:
+        # Imported here: the container pulls in every provider SDK (seconds of imports) that
+        # the other commands, `chatter chat` and `chatter db upgrade`, never need.
+        from chatter.container import Container
+
         container = Container.build(Settings())
         try:
             async with container.sessions() as session:

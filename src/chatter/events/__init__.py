@@ -1,0 +1,1 @@
+"""Lifecycle events after commit: the bus (in-process or Redis), the publisher and relay."""

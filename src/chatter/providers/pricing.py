@@ -62,12 +62,19 @@ class Pricer:
 
 
 def _override_cost(prices: PriceOverride, tokens: TokenCounts) -> Decimal:
-    cached_rate = prices.cached_input if prices.cached_input is not None else prices.input
-    uncached = tokens.prompt_tokens - tokens.cached_tokens
+    # prompt_tokens includes cache reads and writes, completion_tokens includes reasoning:
+    # each token is billed once, at the most specific rate configured for it.
+    cache_read = prices.input if prices.cache_read is None else prices.cache_read
+    cache_write = prices.input if prices.cache_write is None else prices.cache_write
+    reasoning = prices.output if prices.reasoning is None else prices.reasoning
+    plain_input = tokens.prompt_tokens - tokens.cached_tokens - tokens.cache_write_tokens
+    plain_output = tokens.completion_tokens - tokens.reasoning_tokens
     total = (
-        uncached * prices.input
-        + tokens.cached_tokens * cached_rate
-        + tokens.completion_tokens * prices.output
+        plain_input * prices.input
+        + tokens.cached_tokens * cache_read
+        + tokens.cache_write_tokens * cache_write
+        + plain_output * prices.output
+        + tokens.reasoning_tokens * reasoning
     )
     return total / PER_MILLION
 

@@ -36,10 +36,12 @@ def call_token_counts(inputs: Sequence[BaseMessage], output: AIMessage) -> CallT
     back) is a count that got lost on the way - e.g. Anthropic's input counts in a
     `message_start` nobody read - so that side is estimated instead of stored as zero.
     """
-    estimate = estimated_token_counts(inputs, output)
     reported = reported_token_counts(output)
     if reported is None:
-        return CallTokens(estimate, estimated=True)
+        return CallTokens(estimated_token_counts(inputs, output), estimated=True)
+    if reported.prompt_tokens and reported.completion_tokens:
+        return CallTokens(reported, estimated=False)  # the common case: no tokenizing
+    estimate = estimated_token_counts(inputs, output)
     counts, filled = reported, []
     if counts.prompt_tokens == 0 and estimate.prompt_tokens > 0:
         counts = replace(counts, prompt_tokens=estimate.prompt_tokens)

@@ -1,6 +1,6 @@
 """A chat turn: admit, open, run the workflow as a stream, close. One path for all callers.
 
-Transactions (see DESIGN.md): the user message and the running execution commit first;
+Transactions (see docs/accounting.md): the user message and the running execution commit first;
 each model call's LLMCall row commits as the call ends; one closing transaction writes the
 tool and assistant messages, the execution's outcome and the conversation's increments.
 """
@@ -22,6 +22,7 @@ from chatter.domain.enums import (
 )
 from chatter.domain.ids import is_valid_id
 from chatter.errors import ChatterError, InternalError, NotFound
+from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
 from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, TurnStarted
@@ -81,8 +82,10 @@ class ChatService:
         registry: ProviderRegistry,
         executor: WorkflowExecutor,
         llm: LLMSettings,
+        publisher: EventPublisher,
     ) -> None:
         self._sessions = sessions
+        self._publisher = publisher
         self._registry = registry
         self._executor = executor
         self._llm = llm

@@ -1,5 +1,5 @@
-"""Work that must finish once started, whoever waits for it goes away (DESIGN: "a close,
-once started, finishes")."""
+"""Work that must finish once started, whoever waits for it goes away
+(docs/accounting.md: "a close, once started, finishes")."""
 
 from __future__ import annotations
 

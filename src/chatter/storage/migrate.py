@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -20,14 +21,38 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade_to_head(engine: AsyncEngine) -> None:
-    def _upgrade(connection: Connection) -> None:
+@dataclass(frozen=True)
+class Upgrade:
+    """What `upgrade_to_head` did: the database's revisions before and after (empty: none)."""
+
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def _current_heads(connection: Connection) -> tuple[str, ...]:
+    return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+
+
+async def upgrade_to_head(engine: AsyncEngine) -> Upgrade:
+    def _upgrade(connection: Connection) -> Upgrade:
+        before = _current_heads(connection)
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        return Upgrade(before, _current_heads(connection))
 
     async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+        return await connection.run_sync(_upgrade)
+
+
+def describe_revision(revision: str) -> str:
+    """ "0001 (initial schema)": the id with its message, for people reading CLI output."""
+    script = ScriptDirectory.from_config(alembic_config()).get_revision(revision)
+    return f"{revision} ({script.doc})" if script is not None and script.doc else revision
 
 
 async def pending_migrations(engine: AsyncEngine) -> list[str]:

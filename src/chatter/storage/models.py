@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -227,3 +228,39 @@ class ToolInvocation(Base):
     latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
     correlation_id: Mapped[str] = mapped_column(String(128), nullable=False)
     created_at: Mapped[datetime] = _created_at()
+
+
+class Event(Base):
+    """The outbox: every lifecycle event, written in the transaction of the change it
+    describes. Ids come from `EventSequence` in commit order, so reading `id > n` never
+    skips an event that commits later."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_user_id_id", "user_id", "id"),
+        Index("ix_events_unpublished", "published_at", "id"),
+        Index("ix_events_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    category: Mapped[str] = mapped_column(String(16), nullable=False)
+    type: Mapped[str] = mapped_column(String(48), nullable=False, index=True)
+    created_at: Mapped[datetime] = _created_at()
+    user_id: Mapped[str | None] = mapped_column(String(26))
+    conversation_id: Mapped[str | None] = mapped_column(String(26), index=True)
+    execution_id: Mapped[str | None] = mapped_column(String(26), index=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class EventSequence(Base):
+    """One row: the last event id handed out. Taking ids is `UPDATE ... RETURNING`, whose
+    row lock (held to commit) puts event ids in commit order on PostgreSQL too."""
+
+    __tablename__ = "event_sequence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)

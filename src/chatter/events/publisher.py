@@ -1,0 +1,112 @@
+"""After commit: publish to the bus; a relay republishes what was committed but never marked
+published (a crash between commit and publish, a bus outage); old events are cleaned up.
+
+Delivery is at least once; subscribers deduplicate by event id."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chatter.domain.clock import utcnow
+from chatter.domain.events import UnifiedEvent
+from chatter.events.bus import EventBus
+from chatter.observability.logging import get_logger
+from chatter.settings import EventSettings
+from chatter.storage import outbox
+
+log = get_logger("chatter.events")
+RELAY_BATCH = 500
+
+
+class EventPublisher:
+    def __init__(
+        self,
+        bus: EventBus,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: EventSettings,
+    ) -> None:
+        self._bus = bus
+        self._sessions = sessions
+        self._settings = settings
+        self._unmarked: list[int] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def bus(self) -> EventBus:
+        return self._bus
+
+    async def published(self, events: Sequence[UnifiedEvent]) -> None:
+        """Call after the transaction that wrote `events` committed. Never raises: a failed
+        publish is retried by the relay from the table."""
+        if not events:
+            return
+        try:
+            await self._bus.publish(events)
+        except Exception as exc:  # the bus is down: the relay will publish them
+            log.warning("event_publish_failed", count=len(events), error=repr(exc))
+            return
+        self._unmarked.extend(event.id for event in events)
+
+    async def start(self) -> None:
+        await self._bus.start()
+        loops: list[tuple[Callable[[], Awaitable[object]], float]] = [
+            (self.flush_marks, self._settings.mark_interval_s),
+            (self.relay_once, self._settings.relay_interval_s),
+            (self.cleanup_once, self._settings.cleanup_interval_s),
+        ]
+        self._tasks = [asyncio.create_task(_every(interval, step)) for step, interval in loops]
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self.flush_marks()
+        await self._bus.aclose()
+
+    async def flush_marks(self) -> int:
+        """Mark what was published, in one batch (cheaper than a write per commit)."""
+        ids, self._unmarked = self._unmarked, []
+        if ids:
+            async with self._sessions() as session:
+                await outbox.mark_published(session, ids)
+                await session.commit()
+        return len(ids)
+
+    async def relay_once(self) -> int:
+        """Publish committed events nobody marked published within the grace period."""
+        older_than = utcnow() - timedelta(seconds=self._settings.relay_grace_s)
+        async with self._sessions() as session:
+            events = await outbox.claim_unpublished(session, older_than, limit=RELAY_BATCH)
+            if events:
+                await self._bus.publish(events)
+                await outbox.mark_published(session, [event.id for event in events])
+            await session.commit()
+        if events:
+            log.info("events_relayed", count=len(events))
+        return len(events)
+
+    async def cleanup_once(self) -> int:
+        cutoff = utcnow() - timedelta(days=self._settings.retention_days)
+        async with self._sessions() as session:
+            deleted = await outbox.delete_older_than(session, cutoff)
+            await session.commit()
+        if deleted:
+            log.info("events_cleaned_up", count=deleted)
+        return deleted
+
+
+async def _every(interval_s: float, step: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await step()
+        except Exception:  # a database or bus outage: try again next time
+            log.exception("event_maintenance_failed", step=getattr(step, "__name__", "step"))
