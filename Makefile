@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Schemathesis against the real app (fixed seed, bounded): no 5xx, nothing undocumented.
+fuzz: install
+	$(BIN)/python tests/fuzz/run.py $(FUZZ_ARGS)
 
 bench: install
 	$(BIN)/python -m bench

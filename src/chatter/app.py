@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from chatter.api.docs import install_docs
 from chatter.api.errors import install_error_handlers
+from chatter.api.openapi import install_openapi
 from chatter.api.routers import auth, chat, conversations, executions, health, providers
 from chatter.container import Container
 from chatter.observability.logging import configure_logging, get_logger
@@ -93,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Self-hosted LLM chat and workflow backend where no usage is ever lost.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
     )
     install_error_handlers(app)
     if settings.cors_origins:
@@ -114,4 +118,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         providers.router,
     ):
         app.include_router(router)
+    install_docs(app)
+    install_openapi(app)
     return app

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from chatter.errors import ChatterError
 
@@ -24,6 +25,9 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+VALIDATION_FAILED = "Request validation failed."
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def correlation_id_of(request: Request) -> str | None:
@@ -62,16 +66,42 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")}
         for err in exc.errors()
     ]
-    return error_response(request, 422, "validation_error", "Request validation failed.", details)
+    return error_response(request, 422, "validation_error", VALIDATION_FAILED, details)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts at this path. Starlette's own 405 names only the
+    methods of the first route that matched the path, and a path is often served by several
+    routes (GET, PATCH and DELETE of one conversation). Asking the routes themselves, one
+    method at a time, works however routers are nested."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
+def _unparsable_body(exc: StarletteHTTPException) -> bool:
+    """FastAPI answers a body json.loads can't decode with a 422 `json_invalid`, except when
+    decoding fails otherwise (not UTF-8, nested past the recursion limit): then a bare 400.
+    Both are the same mistake, so both get the 422."""
+    return exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if _unparsable_body(exc):
+        details = [{"loc": ["body"], "msg": "The body is not valid JSON.", "type": "json_invalid"}]
+        return error_response(request, 422, "validation_error", VALIDATION_FAILED, details)
     code = HTTP_CODES.get(exc.status_code, "http_error")
     message = str(exc.detail) if exc.detail else code.replace("_", " ").capitalize()
-    return error_response(
-        request, exc.status_code, code, message, headers=dict(exc.headers or {}) or None
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (methods := allowed_methods(request)):
+        headers["Allow"] = ", ".join(methods)
+    return error_response(request, exc.status_code, code, message, headers=headers or None)
 
 
 async def _database_busy(request: Request, exc: Exception) -> JSONResponse:

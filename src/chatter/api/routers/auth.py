@@ -15,10 +15,10 @@ from chatter.api.schemas.auth import (
     TokenPairOut,
     UserOut,
 )
-from chatter.api.schemas.common import ERROR_RESPONSES
+from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 from chatter.services.auth import TokenPair
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=DATABASE_RESPONSES)
 
 
 def _pair_out(pair: TokenPair) -> TokenPairOut:
@@ -29,7 +29,9 @@ def _pair_out(pair: TokenPair) -> TokenPairOut:
     )
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/register", status_code=status.HTTP_201_CREATED, responses=error_responses(403, 409, 422)
+)
 async def register(body: RegisterIn, container: ContainerDep, session: SessionDep) -> UserOut:
     user = await container.accounts.register(
         session=session, email=body.email, password=body.password, display_name=body.display_name
@@ -37,7 +39,7 @@ async def register(body: RegisterIn, container: ContainerDep, session: SessionDe
     return UserOut.model_validate(user)
 
 
-@router.post("/login")
+@router.post("/login", responses=error_responses(401, 422))
 async def login(
     body: LoginIn, container: ContainerDep, session: SessionDep, correlation_id: CorrelationId
 ) -> TokenPairOut:
@@ -47,7 +49,7 @@ async def login(
     return _pair_out(pair)
 
 
-@router.post("/refresh")
+@router.post("/refresh", responses=error_responses(401, 422))
 async def refresh(
     body: RefreshIn, container: ContainerDep, session: SessionDep, correlation_id: CorrelationId
 ) -> TokenPairOut:
@@ -57,7 +59,7 @@ async def refresh(
     return _pair_out(pair)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 422))
 async def logout(
     body: RefreshIn, container: ContainerDep, session: SessionDep, correlation_id: CorrelationId
 ) -> Response:
@@ -67,12 +69,14 @@ async def logout(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me")
+@router.get("/me", responses=error_responses(401))
 async def me(user: CurrentUser) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@router.post("/api-keys", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/api-keys", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 401, 422)
+)
 async def create_api_key(
     body: ApiKeyCreateIn,
     user: CurrentUser,
@@ -91,7 +95,7 @@ async def create_api_key(
     return ApiKeyCreatedOut(**out.model_dump(), key=created.key)
 
 
-@router.get("/api-keys")
+@router.get("/api-keys", responses=error_responses(401))
 async def list_api_keys(
     user: CurrentUser, container: ContainerDep, session: SessionDep
 ) -> list[ApiKeyOut]:
@@ -99,7 +103,11 @@ async def list_api_keys(
     return [ApiKeyOut.model_validate(key) for key in keys]
 
 
-@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 404),
+)
 async def revoke_api_key(
     key_id: str,
     user: CurrentUser,

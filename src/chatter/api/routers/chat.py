@@ -7,14 +7,14 @@ from sse_starlette import EventSourceResponse
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
 from chatter.api.schemas.chat import ChatIn, ChatOut, ExecutionOut
-from chatter.api.schemas.common import ERROR_RESPONSES
+from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 from chatter.api.schemas.conversations import ConversationOut, MessageOut
 from chatter.api.sse import sse_stream
 from chatter.errors import ChatterError
 from chatter.services.chat import ChatRequest
 from chatter.services.chat_events import TurnClosed, TurnRefused
 
-router = APIRouter(prefix="/api/v1", tags=["chat"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["chat"], responses=DATABASE_RESPONSES)
 
 
 def chat_request(body: ChatIn) -> ChatRequest:
@@ -42,7 +42,7 @@ def chat_out(closed: TurnClosed) -> ChatOut:
     )
 
 
-@router.post("/chat", responses={502: ERROR_RESPONSES[400]})
+@router.post("/chat", responses=error_responses(400, 401, 404, 422, 502))
 async def chat(
     body: ChatIn,
     user: CurrentUser,
@@ -70,7 +70,10 @@ async def chat(
 @router.post(
     "/chat/stream",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+        **error_responses(400, 401, 404, 422),
+    },
 )
 async def chat_stream(
     body: ChatIn,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
-from chatter.api.schemas.common import ERROR_RESPONSES, PageOut
+from chatter.api.schemas.common import DATABASE_RESPONSES, PageOut, error_responses
 from chatter.api.schemas.conversations import (
     ConversationCreateIn,
     ConversationOut,
@@ -17,16 +17,25 @@ from chatter.api.schemas.conversations import (
 from chatter.domain.enums import ConversationStatus
 from chatter.errors import BadRequest
 from chatter.services.conversations import ConversationDraft
+from chatter.services.pagination import CURSOR_PATTERN
 
 router = APIRouter(
-    prefix="/api/v1/conversations", tags=["conversations"], responses=ERROR_RESPONSES
+    prefix="/api/v1/conversations", tags=["conversations"], responses=DATABASE_RESPONSES
 )
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, at most 100.")]
-Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the last page.")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        # Stated, not validated here: every malformed cursor is the same 400, whatever is wrong.
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+        description="`next_cursor` of the last page. One this server did not issue is a 400.",
+    ),
+]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(401, 422))
 async def create_conversation(
     body: ConversationCreateIn, user: CurrentUser, container: ContainerDep, session: SessionDep
 ) -> ConversationOut:
@@ -35,7 +44,7 @@ async def create_conversation(
     return ConversationOut.model_validate(conversation)
 
 
-@router.get("")
+@router.get("", responses=error_responses(400, 401, 422))
 async def list_conversations(
     user: CurrentUser,
     container: ContainerDep,
@@ -51,7 +60,7 @@ async def list_conversations(
     return PageOut[ConversationOut](items=items, next_cursor=page.next_cursor)
 
 
-@router.get("/{conversation_id}")
+@router.get("/{conversation_id}", responses=error_responses(401, 404))
 async def get_conversation(
     conversation_id: str,
     user: CurrentUser,
@@ -65,7 +74,7 @@ async def get_conversation(
     return ConversationOut.model_validate(conversation)
 
 
-@router.patch("/{conversation_id}")
+@router.patch("/{conversation_id}", responses=error_responses(400, 401, 404, 422))
 async def update_conversation(
     conversation_id: str,
     body: ConversationUpdateIn,
@@ -87,7 +96,11 @@ async def update_conversation(
     return ConversationOut.model_validate(conversation)
 
 
-@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{conversation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 404, 409),
+)
 async def delete_conversation(
     conversation_id: str,
     user: CurrentUser,
@@ -101,7 +114,7 @@ async def delete_conversation(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{conversation_id}/messages")
+@router.get("/{conversation_id}/messages", responses=error_responses(400, 401, 404, 422))
 async def list_messages(
     conversation_id: str,
     user: CurrentUser,

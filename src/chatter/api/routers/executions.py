@@ -6,12 +6,12 @@ from fastapi import APIRouter
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
 from chatter.api.schemas.chat import ExecutionDetailOut, ExecutionOut, LLMCallOut, ToolCallOut
-from chatter.api.schemas.common import ERROR_RESPONSES
+from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 
-router = APIRouter(prefix="/api/v1/executions", tags=["executions"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"], responses=DATABASE_RESPONSES)
 
 
-@router.get("/{execution_id}")
+@router.get("/{execution_id}", responses=error_responses(401, 404))
 async def get_execution(
     execution_id: str,
     user: CurrentUser,

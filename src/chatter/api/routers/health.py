@@ -21,7 +21,22 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+NOT_READY = {
+    "description": "Not ready: the database is unreachable or not migrated, or Redis does not "
+    "answer.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": {"type": "string", "const": "unavailable"}},
+            }
+        }
+    },
+}
+
+
+@router.get("/readyz", response_model=None, responses={503: NOT_READY})
 async def readyz(container: ContainerDep) -> dict[str, Any] | JSONResponse:
     """Ready when the database is reachable and migrated (and Redis answers, if configured)."""
     try:

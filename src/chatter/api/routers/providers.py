@@ -6,12 +6,13 @@ from fastapi import APIRouter
 
 from chatter.api.deps import ContainerDep, CurrentUser
 from chatter.api.schemas.chat import ModelInfoOut, ProviderOut
+from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 from chatter.domain.enums import UserRole
 
-router = APIRouter(prefix="/api/v1/providers", tags=["providers"])
+router = APIRouter(prefix="/api/v1/providers", tags=["providers"], responses=DATABASE_RESPONSES)
 
 
-@router.get("")
+@router.get("", responses=error_responses(401))
 async def list_providers(user: CurrentUser, container: ContainerDep) -> list[ProviderOut]:
     """Base URLs are shown to admins only: they can name internal hosts."""
     registry = container.providers

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
-from chatter.api.schemas.common import ApiModel, RequestModel
+from chatter.api.schemas.common import ApiModel, RequestModel, UtcDatetime
 
 
 class RegisterIn(RequestModel):
@@ -46,8 +46,9 @@ class UserOut(ApiModel):
 class ApiKeyCreateIn(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     # A naive datetime is ambiguous (and cannot be compared with UTC): require an offset.
-    expires_at: AwareDatetime | None = Field(
-        default=None, description="When the key stops working, with a UTC offset."
+    expires_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the key stops working, with a UTC offset; a time in the past is a 400.",
     )
 
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from chatter.api.schemas.common import ApiModel, Money, RequestModel, TokenCountsOut
+from chatter.api.schemas.common import (
+    NUMBER_ONLY,
+    ApiModel,
+    Money,
+    RequestModel,
+    TokenCountsOut,
+)
 from chatter.api.schemas.conversations import WORKFLOW_NAME, ConversationOut, MessageOut
 
 MAX_MESSAGE_CHARS = 100_000
@@ -16,14 +22,27 @@ MAX_MESSAGE_CHARS = 100_000
 class ChatIn(RequestModel):
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     conversation_id: str | None = Field(default=None, max_length=64)
-    provider: str | None = Field(default=None, min_length=1, max_length=64)
-    model: str | None = Field(default=None, min_length=1, max_length=128)
+    provider: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="A provider listed by GET /api/v1/providers (default: the conversation's, "
+        "then the server's). An unknown or unconfigured one is a 400.",
+    )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="A model of that provider; a model the provider does not offer is a 400.",
+    )
     workflow: str | None = Field(
         default=None, pattern=WORKFLOW_NAME, description='"chat" or "chat_with_tools"'
     )
     system_prompt: str | None = Field(default=None, max_length=20_000)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    temperature: Annotated[float, Field(ge=0, le=2), NUMBER_ONLY] | None = Field(
+        default=None, description="Above the provider's own limit (Anthropic: 1) is a 400."
+    )
+    max_tokens: Annotated[int, Field(ge=1, le=200_000), NUMBER_ONLY] | None = None
 
     @field_validator("message")
     @classmethod

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from chatter.api.schemas.common import Money, RequestModel, TokenCountsOut
 from chatter.domain.enums import ConversationStatus
@@ -22,7 +23,8 @@ class ConversationCreateIn(RequestModel):
 
 
 class ConversationUpdateIn(ConversationCreateIn):
-    status: ConversationStatus | None = None
+    # Omit to keep; null is refused with a 400, so the schema does not offer it.
+    status: ConversationStatus | SkipJsonSchema[None] = None
 
 
 class ConversationOut(TokenCountsOut):
