@@ -19,6 +19,7 @@ from chatter.services.auth import AuthService
 from chatter.services.chat import ChatService
 from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
+from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
 from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
@@ -40,6 +41,7 @@ class Container:
     chat: ChatService
     executions: ExecutionService
     publisher: EventPublisher
+    events: EventService
     redis: Redis | None = None
 
     @classmethod
@@ -77,6 +79,7 @@ class Container:
             chat=ChatService(sessions, providers, executor, settings.llm, publisher),
             executions=ExecutionService(),
             publisher=publisher,
+            events=EventService(bus, sessions, settings.events),
             redis=redis,
         )
 
