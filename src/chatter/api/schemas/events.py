@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PlainSerializer
 
 from chatter.domain.events import EventCategory, EventType, UnifiedEvent
 
+# Written as `UnifiedEvent.to_json` writes it ("+00:00", not "Z"), so an event reads the
+# same in a history page, an SSE frame and a webhook body.
+EventTime = Annotated[
+    datetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json")
+]
+
 
 class EventOut(BaseModel):
+    """One stored event; SSE frames carry the same JSON as their data."""
+
     id: int
     category: EventCategory
     type: EventType
-    created_at: datetime
+    created_at: EventTime
     correlation_id: str | None
     user_id: str | None
     conversation_id: str | None
