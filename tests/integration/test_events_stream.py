@@ -12,12 +12,14 @@ import pytest
 from events_support import commit_events, event_for, high_mark, listen, make_admin, matching_ids
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sse_client import read_events
 
 from chatter.app import create_app
 from chatter.container import Container
 from chatter.domain.events import EventCategory, EventFilter, EventType
 from chatter.domain.ids import new_id
 from chatter.settings import Settings
+from chatter.storage import outbox
 from conftest import Actor, UserFactory, make_settings, serve_app
 
 
@@ -270,3 +272,25 @@ async def test_a_client_leaving_ends_its_subscription(
             break
         await asyncio.sleep(0.02)
     assert fanout.subscriber_count == before
+
+
+async def test_a_database_failure_ends_the_stream_cleanly(
+    base_url: str, alice: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the 200 there is no error status to send: the stream ends (the client then
+    reconnects with Last-Event-ID), the server logs it, nothing crashes."""
+
+    async def unreachable(session: object) -> int:
+        raise OSError("the database is unreachable")
+
+    monkeypatch.setattr(outbox, "last_event_id", unreachable)
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=10) as http,
+        http.stream("GET", "/api/v1/events", headers=alice.headers) as response,
+    ):
+        assert response.status_code == 200
+        frames = [frame async for frame in read_events(response)]
+    assert [f for f in frames if f.event != "comment"] == []
+    monkeypatch.undo()
+    async with listen(base_url, alice.headers):
+        pass  # and the next connection works

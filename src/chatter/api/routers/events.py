@@ -87,10 +87,10 @@ async def stream_events(
 
 
 async def _frames(stream: EventStream) -> AsyncIterator[ServerSentEvent]:
-    async with stream:
-        # Sent once subscribed: a reader may count on every later commit reaching it.
-        yield ServerSentEvent(retry=RETRY_MS)
-        try:
+    try:
+        async with stream:
+            # Sent once subscribed: a reader may count on every later commit reaching it.
+            yield ServerSentEvent(retry=RETRY_MS)
             # aclosing: a client going away ends the table reads and the subscription now.
             async with aclosing(stream.events()) as events:
                 async for event in events:
@@ -99,10 +99,10 @@ async def _frames(stream: EventStream) -> AsyncIterator[ServerSentEvent]:
                         event=event.type.value,
                         data=json.dumps(event.to_json(), separators=(",", ":")),
                     )
-        except Exception:  # the database went away mid-stream: the 200 is long sent
-            # End the stream cleanly; the client reconnects with Last-Event-ID and loses
-            # nothing, since the events it missed are in the table.
-            log.exception("event_stream_failed", cursor=stream.cursor)
+    except Exception:  # the database went away: the 200 is already sent
+        # End the stream cleanly; the client reconnects with Last-Event-ID and loses
+        # nothing, since the events it missed are in the table.
+        log.exception("event_stream_failed", cursor=stream.cursor)
 
 
 @router.get("/history")
