@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from chatter.api.docs import install_docs
 from chatter.api.errors import install_error_handlers
 from chatter.api.openapi import install_openapi
-from chatter.api.routers import auth, chat, conversations, executions, health, providers
+from chatter.api.routers import auth, chat, conversations, events, executions, health, providers
 from chatter.container import Container
 from chatter.observability.logging import configure_logging, get_logger
 from chatter.observability.request_context import RequestContextMiddleware
@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat.router,
         executions.router,
         providers.router,
+        events.router,
     ):
         app.include_router(router)
     install_docs(app)

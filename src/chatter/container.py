@@ -19,6 +19,7 @@ from chatter.services.auth import AuthService
 from chatter.services.chat import ChatService
 from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
+from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
 from chatter.services.security_events import SecurityEvents
 from chatter.settings import PriceOverride, Settings
@@ -41,6 +42,7 @@ class Container:
     chat: ChatService
     executions: ExecutionService
     publisher: EventPublisher
+    events: EventService
     redis: Redis | None = None
 
     @classmethod
@@ -79,6 +81,7 @@ class Container:
             chat=ChatService(sessions, providers, executor, settings.llm, publisher),
             executions=ExecutionService(security),
             publisher=publisher,
+            events=EventService(bus, sessions, settings.events),
             redis=redis,
         )
 
