@@ -4,6 +4,7 @@ CHATTER_TEST_DATABASE_URL is set), the real app over ASGI, and users to act as."
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -90,6 +91,11 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "anthropic_api_key": None,
         "llm": {"demo_chunk_delay_s": 0.0, "max_retries": 0, "timeout_s": 10},
     }
+    # Event ids mean something only within one database: one Redis stream per database.
+    stream = f"chatter:test:{hashlib.sha256(database_url.encode()).hexdigest()[:16]}"
+    events = overrides.pop("events", {})
+    assert isinstance(events, dict)
+    values["events"] = {"redis_stream": stream, **events}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
