@@ -42,6 +42,8 @@ EXPECTED_ERRORS = {
     ("post", "/api/v1/chat/stream"): {"400", "401", "404", "422", "503"},
     ("get", "/api/v1/executions/{execution_id}"): {"401", "404", "503"},
     ("get", "/api/v1/providers"): {"401", "503"},
+    ("get", "/api/v1/events"): {"401", "403", "422", "503"},
+    ("get", "/api/v1/events/history"): {"400", "401", "403", "422", "503"},
 }
 
 
