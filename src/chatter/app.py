@@ -10,7 +10,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from chatter.api.errors import install_error_handlers
-from chatter.api.routers import auth, chat, conversations, executions, health, providers
+from chatter.api.routers import (
+    auth,
+    chat,
+    conversations,
+    executions,
+    health,
+    providers,
+    webhooks,
+)
 from chatter.container import Container
 from chatter.observability.logging import configure_logging, get_logger
 from chatter.observability.request_context import RequestContextMiddleware
@@ -77,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await _check_migrated(container)
             await container.publisher.start()
+            await container.webhook_worker.start()
             await recover_interrupted_executions(container.sessions)
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")
@@ -112,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat.router,
         executions.router,
         providers.router,
+        webhooks.router,
     ):
         app.include_router(router)
     return app

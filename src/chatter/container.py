@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from chatter.events.bus import EventBus, InProcessBus
 from chatter.events.publisher import EventPublisher
 from chatter.events.redis_bus import RedisStreamBus
+from chatter.events.webhook_worker import WebhookWorker
 from chatter.providers.pricing import Pricer
 from chatter.providers.registry import ProviderRegistry
 from chatter.services.accounts import AccountService
@@ -20,6 +21,7 @@ from chatter.services.chat import ChatService
 from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.executions import ExecutionService
+from chatter.services.webhooks import WebhookService
 from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
 from chatter.workflows.executor import WorkflowExecutor
@@ -40,6 +42,8 @@ class Container:
     chat: ChatService
     executions: ExecutionService
     publisher: EventPublisher
+    webhooks: WebhookService
+    webhook_worker: WebhookWorker
     redis: Redis | None = None
 
     @classmethod
@@ -77,11 +81,14 @@ class Container:
             chat=ChatService(sessions, providers, executor, settings.llm, publisher),
             executions=ExecutionService(),
             publisher=publisher,
+            webhooks=WebhookService(settings.webhooks),
+            webhook_worker=WebhookWorker(sessions, bus, settings.webhooks),
             redis=redis,
         )
 
     async def aclose(self) -> None:
         await self.chat.aclose()
+        await self.webhook_worker.aclose()
         await self.publisher.aclose()
         if self.redis is not None:
             await self.redis.aclose()
