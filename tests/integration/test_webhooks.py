@@ -1,0 +1,460 @@
+"""Webhooks over real HTTP: a receiver on 127.0.0.1 (allowed by the test settings) gets
+signed deliveries, retried with backoff and logged; a slow receiver never delays a healthy
+one; each webhook gets only its owner's events of the types it asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chatter.container import Container
+from chatter.domain.events import DomainEvent, EventType, UnifiedEvent
+from chatter.domain.ids import new_id
+from chatter.settings import Settings
+from chatter.storage import outbox
+from chatter.storage.models import User
+from conftest import Actor, UserFactory, make_settings, running_app
+from fakes.webhook_receiver import WebhookReceiver
+
+TIMEOUT_S = 2.0
+MAX_ATTEMPTS = 4
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str) -> Settings:
+    return make_settings(
+        database_url,
+        webhooks={
+            "allow_private_targets": True,
+            "timeout_s": TIMEOUT_S,
+            "max_attempts": MAX_ATTEMPTS,
+            "retry_base_s": 0.05,
+            "retry_factor": 2,
+            "poll_interval_s": 0.05,
+            "concurrency": 6,
+            "per_webhook_concurrency": 2,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as server:
+        yield server
+
+
+def path() -> str:
+    return f"/hook/{new_id().lower()}"
+
+
+async def emit(app: FastAPI, user_id: str | None, type: EventType, **data: Any) -> UnifiedEvent:
+    """Commit an event the way the services do, then publish it."""
+    container: Container = app.state.container
+    event = DomainEvent(type, correlation_id=f"corr-{new_id()}", user_id=user_id, data=data)
+    async with container.sessions() as session:
+        (stored,) = await outbox.write_events(session, [event])
+        await session.commit()
+    await container.publisher.published([stored])
+    return stored
+
+
+async def create(
+    client: httpx.AsyncClient, actor: Actor, url: str, **fields: Any
+) -> dict[str, Any]:
+    created = await client.post(
+        "/api/v1/webhooks", json={"url": url, **fields}, headers=actor.headers
+    )
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+async def log_of(client: httpx.AsyncClient, actor: Actor, hook_id: str) -> list[dict[str, Any]]:
+    page = await client.get(f"/api/v1/webhooks/{hook_id}/deliveries", headers=actor.headers)
+    assert page.status_code == 200, page.text
+    return list(page.json()["items"])
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, actor: Actor, hook_id: str, status: str, timeout_s: float = 10
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        log = await log_of(client, actor, hook_id)
+        if log and all(d["status"] == status for d in log):
+            return log
+        assert time.monotonic() < deadline, log
+        await asyncio.sleep(0.02)
+
+
+def verify(secret: str, header: str, body: bytes) -> bool:
+    """The README's five lines, as a receiver would write them."""
+    parts = dict(p.split("=", 1) for p in header.split(","))
+    signed = f"{parts['t']}.".encode() + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["v1"]) and abs(time.time() - int(parts["t"])) < 300
+
+
+async def test_create_list_get_delete_and_the_secret_is_shown_once(
+    client: httpx.AsyncClient, make_user: UserFactory, receiver: WebhookReceiver
+) -> None:
+    owner = await make_user()
+    url = receiver.url(path())
+    created = await create(client, owner, url, event_types=["workflow_completed"])
+    assert created["secret"].startswith("whsec_")
+    assert len(created["secret"]) > 30
+    assert created["url"] == url
+    assert created["event_types"] == ["workflow_completed"]
+    assert created["all_users"] is False
+    hook_id = created["id"]
+
+    listed = await client.get("/api/v1/webhooks", headers=owner.headers)
+    assert listed.status_code == 200
+    assert [h["id"] for h in listed.json()] == [hook_id]
+    assert "secret" not in listed.json()[0]
+    one = await client.get(f"/api/v1/webhooks/{hook_id}", headers=owner.headers)
+    assert one.status_code == 200
+    assert "secret" not in one.json()
+    assert one.json()["event_types"] == ["workflow_completed"]
+
+    deleted = await client.delete(f"/api/v1/webhooks/{hook_id}", headers=owner.headers)
+    assert deleted.status_code == 204
+    gone = await client.get(f"/api/v1/webhooks/{hook_id}", headers=owner.headers)
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "not_found"
+    assert (await client.get("/api/v1/webhooks", headers=owner.headers)).json() == []
+
+
+async def test_another_users_webhook_is_not_found(
+    client: httpx.AsyncClient, make_user: UserFactory, receiver: WebhookReceiver
+) -> None:
+    owner, other = await make_user(), await make_user()
+    hook_id = (await create(client, owner, receiver.url(path())))["id"]
+    for method, suffix in (("GET", ""), ("DELETE", ""), ("GET", "/deliveries")):
+        answer = await client.request(
+            method, f"/api/v1/webhooks/{hook_id}{suffix}", headers=other.headers
+        )
+        assert answer.status_code == 404, (method, suffix)
+        assert answer.json()["error"]["code"] == "not_found"
+    assert (await client.get("/api/v1/webhooks", headers=other.headers)).json() == []
+    still = await client.get(f"/api/v1/webhooks/{hook_id}", headers=owner.headers)
+    assert still.status_code == 200
+    bogus = await client.get("/api/v1/webhooks/not-an-id", headers=owner.headers)
+    assert bogus.status_code == 404
+    anonymous = await client.get("/api/v1/webhooks")
+    assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "reason"),
+    [
+        ({"url": "ftp://127.0.0.1/hook"}, "webhook_url_refused", "scheme"),
+        ({"url": "javascript:alert(1)"}, "webhook_url_refused", "scheme"),
+        ({"url": "http:///no-host"}, "webhook_url_refused", "host"),
+        ({"url": "http://no-such-host.invalid/hook"}, "webhook_url_refused", "unresolvable"),
+        ({"url": "http://127.0.0.1/x", "event_types": ["no_such_type"]}, "validation_error", None),
+        ({"url": "http://127.0.0.1/x", "event_types": []}, "validation_error", None),
+        ({"url": "x" * 3000}, "validation_error", None),
+        ({}, "validation_error", None),
+    ],
+)
+async def test_invalid_webhooks_are_refused(
+    client: httpx.AsyncClient,
+    make_user: UserFactory,
+    body: dict[str, Any],
+    code: str,
+    reason: str | None,
+) -> None:
+    user = await make_user()
+    answer = await client.post("/api/v1/webhooks", json=body, headers=user.headers)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code
+    if reason is not None:
+        assert error["details"]["reason"] == reason
+    assert (await client.get("/api/v1/webhooks", headers=user.headers)).json() == []
+
+
+async def test_only_admins_may_receive_every_users_events(
+    client: httpx.AsyncClient, make_user: UserFactory, receiver: WebhookReceiver
+) -> None:
+    user = await make_user()
+    answer = await client.post(
+        "/api/v1/webhooks",
+        json={"url": receiver.url(path()), "all_users": True},
+        headers=user.headers,
+    )
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "forbidden"
+
+
+PRIVATE_URLS = (
+    "http://127.0.0.1:9/hook",
+    "http://localhost/hook",
+    "http://10.1.2.3/hook",
+    "http://192.168.0.10/hook",
+    "http://100.64.0.1/hook",
+    "https://169.254.169.254/latest/meta-data",
+    "http://[::1]/hook",
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://[fe80::1]/hook",
+    "http://0.0.0.0/hook",
+    "http://224.0.0.1/hook",
+)
+
+
+async def test_private_addresses_are_refused_unless_allowed(database_url: str) -> None:
+    async with running_app(make_settings(database_url)) as (_app, client):
+        email = f"p-{new_id().lower()}@example.com"
+        credentials = {"email": email, "password": "long enough pw"}
+        assert (await client.post("/api/v1/auth/register", json=credentials)).status_code == 201
+        login = await client.post("/api/v1/auth/login", json=credentials)
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        for url in PRIVATE_URLS:
+            answer = await client.post("/api/v1/webhooks", json={"url": url}, headers=headers)
+            assert answer.status_code == 422, (url, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] == "webhook_url_refused", url
+            assert error["details"]["reason"] == "private_address", url
+            assert "ALLOW_PRIVATE_TARGETS" in error["message"]
+        assert (await client.get("/api/v1/webhooks", headers=headers)).json() == []
+
+
+async def test_a_delivery_is_signed_and_carries_the_event(
+    app: FastAPI, client: httpx.AsyncClient, make_user: UserFactory, receiver: WebhookReceiver
+) -> None:
+    user = await make_user()
+    hook_path = path()
+    hook = await create(client, user, receiver.url(hook_path))
+    event = await emit(app, user.id, EventType.WORKFLOW_COMPLETED, total_tokens=42)
+
+    (got,) = await receiver.wait_for(hook_path, 1)
+    assert got.headers["content-type"] == "application/json"
+    assert verify(hook["secret"], got.headers["x-chatter-signature"], got.body)
+    assert not verify("whsec_wrong", got.headers["x-chatter-signature"], got.body)
+    assert not verify(hook["secret"], got.headers["x-chatter-signature"], got.body + b" ")
+    assert json.loads(got.body) == json.loads(json.dumps(event.to_json()))
+    assert got.headers["x-chatter-event-id"] == str(event.id)
+    assert got.headers["x-chatter-event-type"] == "workflow_completed"
+    assert got.headers["host"] == f"127.0.0.1:{receiver.port}"
+
+    (delivery,) = await wait_for_status(client, user, hook["id"], "succeeded")
+    assert delivery["event_id"] == event.id
+    assert delivery["event_type"] == "workflow_completed"
+    assert delivery["attempt_count"] == 1
+    assert delivery["next_attempt_at"] is None
+    assert got.headers["x-chatter-delivery-id"] == delivery["id"]
+    (attempt,) = delivery["attempts"]
+    assert attempt["attempt"] == 1
+    assert attempt["status_code"] == 200
+    assert attempt["error"] is None
+    assert attempt["latency_ms"] >= 0
+
+
+async def test_a_receiver_failing_twice_gets_the_event_on_the_third_attempt(
+    app: FastAPI, client: httpx.AsyncClient, make_user: UserFactory, receiver: WebhookReceiver
+) -> None:
+    user = await make_user()
+    hook_path = path()
+    receiver.script(hook_path, 500, 503)
+    hook = await create(client, user, receiver.url(hook_path))
+    event = await emit(app, user.id, EventType.WORKFLOW_FAILED, error={"code": "x"})
+
+    tries = await receiver.wait_for(hook_path, 3)
+    assert [t.status for t in tries] == [500, 503, 200]
+    assert {t.headers["x-chatter-event-id"] for t in tries} == {str(event.id)}
+    assert all(verify(hook["secret"], t.headers["x-chatter-signature"], t.body) for t in tries)
+    # Exponential backoff: 0.05 s after the first failure, 0.1 s after the second.
+    assert tries[1].at - tries[0].at >= 0.04
+    assert tries[2].at - tries[1].at >= 0.09
+
+    (delivery,) = await wait_for_status(client, user, hook["id"], "succeeded")
+    assert delivery["attempt_count"] == 3
+    assert [(a["attempt"], a["status_code"], a["error"]) for a in delivery["attempts"]] == [
+        (1, 500, "HTTP 500"),
+        (2, 503, "HTTP 503"),
+        (3, 200, None),
+    ]
+    assert delivery["last_status_code"] == 200
+    assert delivery["last_error"] is None
+
+
+async def test_a_receiver_that_never_recovers_is_given_up_after_the_limit(
+    app: FastAPI, client: httpx.AsyncClient, make_user: UserFactory, receiver: WebhookReceiver
+) -> None:
+    user = await make_user()
+    hook_path = path()
+    receiver.script(hook_path, *[500] * 10)
+    hook = await create(client, user, receiver.url(hook_path))
+    await emit(app, user.id, EventType.WORKFLOW_COMPLETED)
+
+    (delivery,) = await wait_for_status(client, user, hook["id"], "failed")
+    assert delivery["attempt_count"] == MAX_ATTEMPTS
+    assert [a["attempt"] for a in delivery["attempts"]] == list(range(1, MAX_ATTEMPTS + 1))
+    assert delivery["last_error"] == "HTTP 500"
+    assert delivery["finished_at"] is not None
+    await asyncio.sleep(0.3)  # no attempt after giving up
+    assert len(receiver.requests_to(hook_path)) == MAX_ATTEMPTS
+    failed = await client.get(
+        f"/api/v1/webhooks/{hook['id']}/deliveries",
+        params={"status": "succeeded"},
+        headers=user.headers,
+    )
+    assert failed.json()["items"] == []
+
+
+async def test_a_slow_receiver_does_not_delay_a_healthy_one(
+    app: FastAPI, client: httpx.AsyncClient, make_user: UserFactory, receiver: WebhookReceiver
+) -> None:
+    user = await make_user()
+    slow_path, healthy_path = path(), path()
+    receiver.slow(slow_path, 30)
+    slow = await create(client, user, receiver.url(slow_path))
+    await create(client, user, receiver.url(healthy_path))
+
+    started = time.monotonic()
+    for n in range(8):
+        await emit(app, user.id, EventType.MESSAGE_CREATED, n=n)
+    got = await receiver.wait_for(healthy_path, 8, timeout_s=TIMEOUT_S * 4)
+    # Every event reached the healthy receiver before the slow one's first attempt even
+    # timed out: the slow one holds its own slots (2 of 6), never the others'.
+    assert time.monotonic() - started < TIMEOUT_S
+    assert len(got) == 8
+    assert len(receiver.requests_to(slow_path)) <= 2
+
+    log = await wait_for_status(client, user, slow["id"], "pending", timeout_s=TIMEOUT_S * 3)
+    deadline = time.monotonic() + TIMEOUT_S * 3
+    while not any(d["attempts"] for d in log):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+        log = await log_of(client, user, slow["id"])
+    timed_out = [a for d in log for a in d["attempts"]]
+    assert timed_out[0]["error"] == f"No answer within {TIMEOUT_S:g} s."
+    assert timed_out[0]["status_code"] is None
+    assert timed_out[0]["latency_ms"] >= TIMEOUT_S * 1000 - 50
+    await client.delete(f"/api/v1/webhooks/{slow['id']}", headers=user.headers)
+
+
+async def test_webhooks_get_their_owners_events_of_their_types_after_creation(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_user: UserFactory,
+    receiver: WebhookReceiver,
+) -> None:
+    alice, bob = await make_user(), await make_user()
+    before = await emit(app, alice.id, EventType.WORKFLOW_FAILED)
+    everything, failures, bobs = path(), path(), path()
+    all_hook = await create(client, alice, receiver.url(everything))
+    failed_hook = await create(
+        client, alice, receiver.url(failures), event_types=["workflow_failed"]
+    )
+    bob_hook = await create(client, bob, receiver.url(bobs))
+
+    completed = await emit(app, alice.id, EventType.WORKFLOW_COMPLETED)
+    bobs_event = await emit(app, bob.id, EventType.WORKFLOW_FAILED)
+    failed = await emit(app, alice.id, EventType.WORKFLOW_FAILED)
+    system = await emit(app, None, EventType.WORKFLOW_FAILED)
+    barrier = await emit(app, bob.id, EventType.WORKFLOW_COMPLETED)
+
+    await receiver.wait_for(bobs, 2)
+    # Events are dispatched in id order: once the last one is delivered, the earlier ones
+    # have been matched against every webhook.
+    assert {d["event_id"] for d in await log_of(client, bob, bob_hook["id"])} == {
+        bobs_event.id,
+        barrier.id,
+    }
+    assert {d["event_id"] for d in await log_of(client, alice, all_hook["id"])} == {
+        completed.id,
+        failed.id,
+    }
+    assert [d["event_id"] for d in await log_of(client, alice, failed_hook["id"])] == [failed.id]
+    got = await receiver.wait_for(failures, 1)
+    assert [json.loads(r.body)["id"] for r in got] == [failed.id]
+    assert before.id < completed.id
+    assert system.id < barrier.id
+
+
+async def test_an_admin_may_receive_every_users_events(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_user: UserFactory,
+    receiver: WebhookReceiver,
+    engine: AsyncEngine,
+) -> None:
+    admin, user = await make_user(), await make_user()
+    async with engine.begin() as connection:
+        await connection.execute(update(User).where(User.id == admin.id).values(role="admin"))
+    hook_path = path()
+    hook = await create(client, admin, receiver.url(hook_path), all_users=True)
+    assert hook["all_users"] is True
+
+    events = [
+        await emit(app, user.id, EventType.WORKFLOW_STARTED),
+        await emit(app, None, EventType.LOGIN_FAILED, email="x@example.com"),
+        await emit(app, admin.id, EventType.WORKFLOW_STARTED),
+    ]
+    got = await receiver.wait_for(hook_path, 3)
+    assert sorted(json.loads(r.body)["id"] for r in got) == [e.id for e in events]
+
+
+async def test_deleting_a_webhook_stops_its_deliveries_and_removes_its_log(
+    app: FastAPI, client: httpx.AsyncClient, make_user: UserFactory, receiver: WebhookReceiver
+) -> None:
+    user = await make_user()
+    hook_path, witness_path = path(), path()
+    hook = await create(client, user, receiver.url(hook_path))
+    await create(client, user, receiver.url(witness_path))
+    await emit(app, user.id, EventType.WORKFLOW_COMPLETED)
+    await receiver.wait_for(hook_path, 1)
+    await wait_for_status(client, user, hook["id"], "succeeded")
+
+    assert (
+        await client.delete(f"/api/v1/webhooks/{hook['id']}", headers=user.headers)
+    ).status_code == 204
+    await emit(app, user.id, EventType.WORKFLOW_COMPLETED)
+    await receiver.wait_for(witness_path, 2)
+    assert len(receiver.requests_to(hook_path)) == 1
+    gone = await client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=user.headers)
+    assert gone.status_code == 404
+
+
+async def test_the_delivery_log_pages_newest_event_first(
+    app: FastAPI, client: httpx.AsyncClient, make_user: UserFactory, receiver: WebhookReceiver
+) -> None:
+    user = await make_user()
+    hook_path = path()
+    hook = await create(client, user, receiver.url(hook_path))
+    events = [await emit(app, user.id, EventType.MESSAGE_CREATED, n=n) for n in range(5)]
+    await receiver.wait_for(hook_path, 5)
+
+    seen: list[int] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = await client.get(
+            f"/api/v1/webhooks/{hook['id']}/deliveries", params=params, headers=user.headers
+        )
+        assert page.status_code == 200
+        seen += [d["event_id"] for d in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [e.id for e in reversed(events)]
+    bad = await client.get(
+        f"/api/v1/webhooks/{hook['id']}/deliveries",
+        params={"cursor": "!!"},
+        headers=user.headers,
+    )
+    assert bad.status_code == 400
