@@ -23,7 +23,7 @@ from chatter.domain.events import DomainEvent, EventType, UnifiedEvent
 from chatter.domain.ids import new_id
 from chatter.settings import Settings
 from chatter.storage import outbox
-from chatter.storage.models import User
+from chatter.storage.models import User, WebhookCursor
 from conftest import Actor, UserFactory, make_settings, running_app
 from fakes.webhook_receiver import WebhookReceiver
 
@@ -458,3 +458,35 @@ async def test_the_delivery_log_pages_newest_event_first(
         headers=user.headers,
     )
     assert bad.status_code == 400
+
+
+async def test_two_workers_deliver_each_event_exactly_once(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_user: UserFactory,
+    receiver: WebhookReceiver,
+    settings: Settings,
+) -> None:
+    user = await make_user()
+    hook_path = path()
+    hook = await create(client, user, receiver.url(hook_path))
+    async with running_app(settings) as (second, _client):
+        events = []
+        for n in range(20):
+            events.append(await emit(app if n % 2 else second, user.id, EventType.TOOL_CALLED))
+        got = await receiver.wait_for(hook_path, 20)
+        await asyncio.sleep(0.3)  # time for a doubled delivery to show up
+    got = receiver.requests_to(hook_path)
+    assert sorted(int(r.headers["x-chatter-event-id"]) for r in got) == [e.id for e in events]
+
+    # Dispatching the same events again (a cursor moved back) adds no delivery.
+    container: Container = app.state.container
+    async with container.sessions() as session:
+        await session.execute(update(WebhookCursor).values(last_event_id=events[0].id - 1))
+        await session.commit()
+    await container.webhook_worker.dispatch_once()
+    page = await client.get(
+        f"/api/v1/webhooks/{hook['id']}/deliveries", params={"limit": 100}, headers=user.headers
+    )
+    assert len(page.json()["items"]) == 20
+    assert {d["attempt_count"] for d in page.json()["items"]} == {1}

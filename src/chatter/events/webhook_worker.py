@@ -73,6 +73,11 @@ class WebhookWorker:
                     dispatched = store.Dispatched(0, more_waiting=False)
                 if dispatched.more_waiting:
                     continue
+                if not dispatched.any_webhooks:
+                    # Nobody to deliver to: the poll alone keeps the cursor moving, so a
+                    # chat turn's events cost no dispatch transaction of their own.
+                    await asyncio.sleep(self._settings.poll_interval_s)
+                    continue
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._settings.poll_interval_s):
                         await published.get()

@@ -70,6 +70,8 @@ class Dispatched:
     deliveries: int
     # The batch was full: more events are waiting for the next round.
     more_waiting: bool
+    # Whether any webhook exists (as far as this round could tell).
+    any_webhooks: bool = True
 
 
 async def dispatch(session: AsyncSession, *, batch: int) -> Dispatched:
@@ -91,7 +93,7 @@ async def dispatch(session: AsyncSession, *, batch: int) -> Dispatched:
     subscribers = await _subscribers(session)
     if not subscribers:
         cursor.last_event_id = top
-        return Dispatched(0, more_waiting=False)
+        return Dispatched(0, more_waiting=False, any_webhooks=False)
     events = await outbox.events_after(
         session, cursor.last_event_id, EventFilter(user_id=None), limit=batch, up_to_id=top
     )
