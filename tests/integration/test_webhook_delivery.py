@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Iterator
 
@@ -274,3 +275,55 @@ async def test_two_workers_deliver_each_event_exactly_once(
     )
     assert len(page.json()["items"]) == 20
     assert {d["attempt_count"] for d in page.json()["items"]} == {1}
+
+
+async def test_a_dead_receiver_is_logged_and_a_chat_turn_does_not_wait_for_webhooks(
+    app: FastAPI, client: httpx.AsyncClient, make_user: UserFactory, receiver: WebhookReceiver
+) -> None:
+    user = await make_user()
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+    dead = await create(client, user, dead_url)
+    slow_path = path()
+    receiver.slow(slow_path, 30)
+    slow = await create(client, user, receiver.url(slow_path))
+    for n in range(10):
+        await emit(app, user.id, EventType.MESSAGE_CREATED, n=n)
+    await receiver.wait_for(slow_path, 1)
+
+    started = time.monotonic()
+    turn = await client.post("/api/v1/chat", json={"message": "hello"}, headers=user.headers)
+    assert turn.status_code == 200, turn.text
+    # Deliveries run beside the request: the turn is not held by a receiver's timeout.
+    assert time.monotonic() - started < TIMEOUT_S
+
+    log = await wait_for_status(client, user, dead["id"], "failed")
+    errors = {a["error"] for d in log for a in d["attempts"]}
+    assert all(e.startswith("ConnectError") for e in errors), errors
+    for hook in (dead, slow):
+        await client.delete(f"/api/v1/webhooks/{hook['id']}", headers=user.headers)
+
+
+async def test_the_address_is_checked_again_at_delivery(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_user: UserFactory,
+    receiver: WebhookReceiver,
+    settings: Settings,
+) -> None:
+    user = await make_user()
+    hook_path = path()
+    hook = await create(client, user, receiver.url(hook_path))
+    # As if the name now resolved into the private network (DNS rebinding): the check at
+    # delivery time refuses it, and no request leaves.
+    settings.webhooks.allow_private_targets = False
+    try:
+        await emit(app, user.id, EventType.WORKFLOW_COMPLETED)
+        log = await wait_for_status(client, user, hook["id"], "failed")
+    finally:
+        settings.webhooks.allow_private_targets = True
+    assert receiver.requests_to(hook_path) == []
+    errors = [a["error"] for d in log for a in d["attempts"]]
+    assert len(errors) == MAX_ATTEMPTS
+    assert all("private" in e for e in errors), errors
