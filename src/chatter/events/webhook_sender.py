@@ -54,15 +54,22 @@ class WebhookSender:
             limits=httpx.Limits(max_connections=settings.concurrency),
         )
         self._in_flight: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._attempts: set[asyncio.Task[AttemptOutcome]] = set()
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """New deliveries may be due: look now rather than at the next poll."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """Let `run` return at its next wait (never in the middle of a transaction)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 claimed = await self.claim()
@@ -71,8 +78,8 @@ class WebhookSender:
                 claimed = []
             for delivery in claimed:
                 task = asyncio.create_task(self._deliver(delivery))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
             if claimed and self._free_slots() > 0:
                 continue  # more may be due right now
             with contextlib.suppress(TimeoutError):
@@ -80,10 +87,13 @@ class WebhookSender:
                     await self._wake.wait()
 
     async def aclose(self) -> None:
-        # Deliveries cut off here are retried once their lease runs out.
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """After `run` returned: cut off the POSTs in flight (they are retried once their
+        lease runs out) but let attempts already being recorded commit - a transaction
+        cancelled midway could leave SQLite locked."""
+        self.stop()
+        for attempt in list(self._attempts):
+            attempt.cancel()
+        await asyncio.gather(*self._deliveries, return_exceptions=True)
         await self._client.aclose()
 
     def _free_slots(self) -> int:
@@ -110,8 +120,17 @@ class WebhookSender:
         return claimed
 
     async def _deliver(self, delivery: DueDelivery) -> None:
+        attempt = asyncio.create_task(self.attempt(delivery))
+        self._attempts.add(attempt)
+        attempt.add_done_callback(self._attempts.discard)
         try:
-            outcome = await self.attempt(delivery)
+            try:
+                outcome = await attempt
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                return  # only the POST was cut off (shutdown): nothing to record
             await self._record(delivery, outcome)
         except Exception:  # the log write failed: the lease runs out and it is retried
             log.exception("webhook_delivery_failed", delivery_id=delivery.id)
