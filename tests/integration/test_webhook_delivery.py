@@ -10,6 +10,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ from webhook_support import (
 from chatter.container import Container
 from chatter.domain.events import EventType
 from chatter.settings import Settings
-from chatter.storage.models import User, WebhookCursor
+from chatter.storage.models import User, WebhookCursor, WebhookDelivery
 from conftest import UserFactory, running_app
 from fakes.webhook_receiver import WebhookReceiver
 
@@ -327,3 +328,27 @@ async def test_the_address_is_checked_again_at_delivery(
     errors = [a["error"] for d in log for a in d["attempts"]]
     assert len(errors) == MAX_ATTEMPTS
     assert all("private" in e for e in errors), errors
+
+
+async def test_finished_deliveries_leave_the_log_after_its_retention(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_user: UserFactory,
+    receiver: WebhookReceiver,
+    engine: AsyncEngine,
+) -> None:
+    user = await make_user()
+    hook_path = path()
+    hook = await create(client, user, receiver.url(hook_path))
+    await emit(app, user.id, EventType.WORKFLOW_COMPLETED)
+    (delivery,) = await wait_for_status(client, user, hook["id"], "succeeded")
+    old = datetime.now(UTC) - timedelta(days=8)
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery["id"])
+            .values(created_at=old)
+        )
+    container: Container = app.state.container
+    assert await container.webhook_worker.cleanup_once() >= 1
+    assert await log_of(client, user, hook["id"]) == []
