@@ -12,7 +12,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from chatter.api.docs import install_docs
 from chatter.api.errors import install_error_handlers
 from chatter.api.openapi import install_openapi
-from chatter.api.routers import auth, chat, conversations, events, executions, health, providers
+from chatter.api.routers import (
+    auth,
+    chat,
+    conversations,
+    events,
+    executions,
+    health,
+    providers,
+    webhooks,
+)
 from chatter.container import Container
 from chatter.observability.logging import configure_logging, get_logger
 from chatter.observability.request_context import RequestContextMiddleware
@@ -79,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await _check_migrated(container)
             await container.publisher.start()
+            await container.webhook_worker.start()
             await recover_interrupted_executions(container.sessions, container.publisher)
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")
@@ -117,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         executions.router,
         providers.router,
         events.router,
+        webhooks.router,
     ):
         app.include_router(router)
     install_docs(app)

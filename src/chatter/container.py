@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from chatter.events.bus import EventBus, InProcessBus
 from chatter.events.publisher import EventPublisher
 from chatter.events.redis_bus import RedisStreamBus
+from chatter.events.webhook_worker import WebhookWorker
 from chatter.providers.pricing import Pricer
 from chatter.providers.registry import ProviderRegistry
 from chatter.services.accounts import AccountService
@@ -22,6 +23,7 @@ from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
 from chatter.services.security_events import SecurityEvents
+from chatter.services.webhooks import WebhookService
 from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
 from chatter.workflows.executor import WorkflowExecutor
@@ -43,6 +45,8 @@ class Container:
     executions: ExecutionService
     publisher: EventPublisher
     events: EventService
+    webhooks: WebhookService
+    webhook_worker: WebhookWorker
     redis: Redis | None = None
 
     @classmethod
@@ -82,11 +86,14 @@ class Container:
             executions=ExecutionService(security),
             publisher=publisher,
             events=EventService(bus, sessions, settings.events),
+            webhooks=WebhookService(settings.webhooks),
+            webhook_worker=WebhookWorker(sessions, bus, settings.webhooks),
             redis=redis,
         )
 
     async def aclose(self) -> None:
         await self.chat.aclose()
+        await self.webhook_worker.aclose()
         await self.publisher.aclose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -42,6 +42,20 @@ class Conflict(ChatterError):
     status_code = 409
 
 
+class Unprocessable(ChatterError):
+    """Well-formed, but refused on its meaning."""
+
+    code = "unprocessable"
+    status_code = 422
+
+
+class WebhookUrlRefused(Unprocessable):
+    """A webhook URL Chatter will not call: not http(s), unresolvable, or an address on a
+    private network while those are not allowed."""
+
+    code = "webhook_url_refused"
+
+
 class ProviderNotConfigured(BadRequest):
     code = "provider_not_configured"
 

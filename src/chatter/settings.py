@@ -81,6 +81,31 @@ class EventSettings(BaseModel):
     redis_stream_maxlen: int = Field(default=100_000, ge=100)
 
 
+class WebhookSettings(BaseModel):
+    """Outgoing webhooks (`CHATTER_WEBHOOKS__...`)."""
+
+    # Off by default: a user must not be able to make the server call its own network
+    # (SSRF). Turn on for receivers on localhost or a private network you trust.
+    allow_private_targets: bool = False
+    # One delivery attempt, connect to last byte; the receiver should answer fast.
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # Attempts in all (the first one included) before a delivery is marked failed.
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    retry_base_s: float = Field(default=10.0, gt=0)
+    retry_factor: float = Field(default=2.0, ge=1)
+    retry_max_s: float = Field(default=3600.0, gt=0)
+    # Deliveries in flight in this process, and at most this many to one webhook, so a
+    # slow receiver cannot take every slot.
+    concurrency: int = Field(default=16, ge=1, le=1000)
+    per_webhook_concurrency: int = Field(default=4, ge=1, le=100)
+    # How often the loops look for work when no event wakes them.
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    max_per_user: int = Field(default=20, ge=1, le=1000)
+    # Finished deliveries (and their attempts) are kept this long in the log.
+    log_retention_days: float = Field(default=7, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHATTER_",
@@ -117,6 +142,7 @@ class Settings(BaseSettings):
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -20,6 +20,10 @@ from conftest import make_settings, running_app
 TABLES = {
     "events",
     "event_sequence",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_attempts",
+    "webhook_cursor",
     "users",
     "api_keys",
     "refresh_tokens",

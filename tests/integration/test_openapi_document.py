@@ -44,6 +44,11 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1/providers"): {"401", "503"},
     ("get", "/api/v1/events"): {"401", "403", "422", "503"},
     ("get", "/api/v1/events/history"): {"400", "401", "403", "422", "503"},
+    ("post", "/api/v1/webhooks"): {"401", "403", "409", "422", "503"},
+    ("get", "/api/v1/webhooks"): {"401", "503"},
+    ("get", "/api/v1/webhooks/{webhook_id}"): {"401", "404", "503"},
+    ("delete", "/api/v1/webhooks/{webhook_id}"): {"401", "404", "503"},
+    ("get", "/api/v1/webhooks/{webhook_id}/deliveries"): {"400", "401", "404", "422", "503"},
 }
 
 

@@ -44,3 +44,9 @@ class LLMCallStatus(StrEnum):
 class UsageSource(StrEnum):
     PROVIDER = "provider"
     ESTIMATED = "estimated"
+
+
+class WebhookDeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"

@@ -264,3 +264,77 @@ class EventSequence(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class Webhook(Base):
+    """A user's receiver of events. The secret signs every delivery, so it is kept as
+    given back once at creation (a hash could not sign)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    # None: every event type.
+    event_types: Mapped[list[str] | None] = mapped_column(JSON)
+    # Admins only: every user's events, not only the owner's.
+    all_users: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    secret: Mapped[str] = mapped_column(String(128), nullable=False)
+    # Events up to this id were committed before the webhook was; it gets only later ones.
+    after_event_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class WebhookDelivery(Base):
+    """One event owed to one webhook, from its first attempt to success or giving up."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = _id_column()
+    webhook_id: Mapped[str] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False
+    )
+    # No foreign key: event retention may remove the event before the log expires.
+    event_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    event_type: Mapped[str] = mapped_column(String(48), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending", nullable=False)
+    attempts: Mapped[int] = _tokens()
+    # While an attempt is in flight this is its lease: past it, another worker retries.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookAttempt(Base):
+    """The delivery log: one row per POST made."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[str] = _id_column()
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class WebhookCursor(Base):
+    """One row: the last event id turned into deliveries. Locked by the dispatching worker
+    for its transaction, so workers never dispatch the same events twice."""
+
+    __tablename__ = "webhook_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_event_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
