@@ -64,7 +64,13 @@ class Container:
         sessions = create_session_factory(engine)
         providers = ProviderRegistry(settings, Pricer(price_overrides(settings)))
         executor = WorkflowExecutor(builtin_templates())
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        # Timeouts: a Redis that stops answering must not hang a publish or a read forever
+        # (the bus's blocking read waits at most 1 s, well inside them).
+        redis = (
+            Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+            if settings.redis_url
+            else None
+        )
         bus: EventBus = (
             RedisStreamBus(redis, settings.events.redis_stream, settings.events.redis_stream_maxlen)
             if redis is not None

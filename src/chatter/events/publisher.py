@@ -21,6 +21,7 @@ from chatter.storage import outbox
 
 log = get_logger("chatter.events")
 RELAY_BATCH = 500
+STOP_TIMEOUT_S = 30.0
 
 
 class EventPublisher:
@@ -35,6 +36,7 @@ class EventPublisher:
         self._settings = settings
         self._unmarked: list[int] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     @property
     def bus(self) -> EventBus:
@@ -54,22 +56,39 @@ class EventPublisher:
 
     async def start(self) -> None:
         await self._bus.start()
+        self._stopping.clear()
         loops: list[tuple[Callable[[], Awaitable[object]], float]] = [
             (self.flush_marks, self._settings.mark_interval_s),
             (self.relay_once, self._settings.relay_interval_s),
             (self.cleanup_once, self._settings.cleanup_interval_s),
         ]
-        self._tasks = [asyncio.create_task(_every(interval, step)) for step, interval in loops]
+        self._tasks = [asyncio.create_task(self._every(interval, step)) for step, interval in loops]
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the loops at their next wait rather than cancel them mid-transaction."""
+        self._stopping.set()
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await asyncio.gather(*self._tasks)
+        except TimeoutError:  # a database step that never ends: give up on it
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         with contextlib.suppress(Exception):
             await self.flush_marks()
         await self._bus.aclose()
+
+    async def _every(self, interval_s: float, step: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval_s)
+            if self._stopping.is_set():
+                return
+            try:
+                await step()
+            except Exception:  # a database or bus outage: try again next time
+                log.exception("event_maintenance_failed", step=getattr(step, "__name__", "step"))
 
     async def flush_marks(self) -> int:
         """Mark what was published, in one batch (cheaper than a write per commit)."""
@@ -81,16 +100,26 @@ class EventPublisher:
         return len(ids)
 
     async def relay_once(self) -> int:
-        """Publish committed events nobody marked published within the grace period."""
+        """Publish committed events nobody marked published within the grace period.
+
+        They are claimed (marked, with SKIP LOCKED on PostgreSQL so several workers' relays
+        share them) in one short transaction, published outside any transaction - a slow
+        bus must never hold a database connection - and released if the publish fails."""
         older_than = utcnow() - timedelta(seconds=self._settings.relay_grace_s)
         async with self._sessions() as session:
             events = await outbox.claim_unpublished(session, older_than, limit=RELAY_BATCH)
-            if events:
-                await self._bus.publish(events)
-                await outbox.mark_published(session, [event.id for event in events])
+            await outbox.mark_published(session, [event.id for event in events])
             await session.commit()
-        if events:
-            log.info("events_relayed", count=len(events))
+        if not events:
+            return 0
+        try:
+            await self._bus.publish(events)
+        except Exception:
+            async with self._sessions() as session:
+                await outbox.unmark_published(session, [event.id for event in events])
+                await session.commit()
+            raise
+        log.info("events_relayed", count=len(events))
         return len(events)
 
     async def cleanup_once(self) -> int:
@@ -101,12 +130,3 @@ class EventPublisher:
         if deleted:
             log.info("events_cleaned_up", count=deleted)
         return deleted
-
-
-async def _every(interval_s: float, step: Callable[[], Awaitable[object]]) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await step()
-        except Exception:  # a database or bus outage: try again next time
-            log.exception("event_maintenance_failed", step=getattr(step, "__name__", "step"))

@@ -153,6 +153,14 @@ async def mark_published(session: AsyncSession, ids: Sequence[int]) -> None:
         )
 
 
+async def unmark_published(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Give claimed events back to the relay (their publish failed)."""
+    if ids:
+        await session.execute(
+            update(Event).where(Event.id.in_(list(ids))).values(published_at=None)
+        )
+
+
 async def delete_older_than(session: AsyncSession, cutoff: datetime) -> int:
     result = await session.execute(delete(Event).where(Event.created_at < cutoff))
     return int(result.rowcount)  # type: ignore[attr-defined]
