@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from accounting import assert_invariants
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatter.container import Container
-from chatter.domain.events import UnifiedEvent
+from chatter.domain.clock import utcnow
+from chatter.domain.events import DomainEvent, EventType, UnifiedEvent
 from chatter.events.bus import EventBus, Subscription
 from chatter.services.chat import ChatRequest
 from chatter.settings import Settings
+from chatter.storage import outbox
 from chatter.storage.models import Event, User
 from chatter.workflows.events import TextDelta
 from conftest import Actor, UserFactory, openai_settings
@@ -186,3 +189,29 @@ async def test_a_client_leaving_announces_workflow_cancelled(
     events = await events_of(engine, "cancelled-turn")
     assert lifecycle(events) == ["workflow_started", "llm_call_completed", "workflow_cancelled"]
     await assert_invariants(engine)
+
+
+async def test_events_older_than_the_retention_are_cleaned_up(
+    app: FastAPI, engine: AsyncEngine
+) -> None:
+    container = container_of(app)
+    async with container.sessions() as session:
+        old, recent = await outbox.write_events(
+            session,
+            [
+                DomainEvent(EventType.LOGIN_SUCCEEDED, "retention-old"),
+                DomainEvent(EventType.LOGIN_SUCCEEDED, "retention-recent"),
+            ],
+        )
+        await session.commit()
+    eight_days_ago = utcnow() - timedelta(days=8)
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(Event).where(Event.id == old.id).values(created_at=eight_days_ago)
+        )
+    assert await container.publisher.cleanup_once() >= 1
+    async with engine.connect() as connection:
+        left = set(
+            await connection.scalars(select(Event.id).where(Event.id.in_([old.id, recent.id])))
+        )
+    assert left == {recent.id}
