@@ -78,6 +78,7 @@ class Container:
         )
         publisher = EventPublisher(bus, sessions, settings.events)
         security = SecurityEvents(publisher)
+        conversations = ConversationService(security)
         return cls(
             settings=settings,
             engine=engine,
@@ -85,10 +86,10 @@ class Container:
             accounts=AccountService(passwords, allow_registration=settings.auth.allow_registration),
             auth=AuthService(passwords, tokens, security),
             api_keys=ApiKeyService(security),
-            conversations=ConversationService(security),
+            conversations=conversations,
             providers=providers,
             executor=executor,
-            chat=ChatService(sessions, providers, executor, settings.llm, publisher),
+            chat=ChatService(sessions, providers, executor, settings.llm, publisher, conversations),
             executions=ExecutionService(security),
             publisher=publisher,
             events=EventService(bus, sessions, settings.events),

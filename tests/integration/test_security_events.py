@@ -332,12 +332,14 @@ async def assert_denied(
     client: httpx.AsyncClient,
     engine: AsyncEngine,
     caller: Actor,
-    request: tuple[str, str],
+    request: tuple[str, str] | tuple[str, str, dict[str, Any]],
     resource: tuple[str, str],
 ) -> None:
-    method, path = request
+    method, path, *body = request
     correlation_id, headers = traced()
-    response = await client.request(method, path, headers={**caller.headers, **headers})
+    response = await client.request(
+        method, path, json=body[0] if body else None, headers={**caller.headers, **headers}
+    )
     assert response.status_code == 404, response.text
     assert response.json()["error"]["code"] == "not_found"
     event = await the_event(engine, correlation_id)
@@ -363,6 +365,14 @@ async def test_someone_elses_conversation_is_404_and_access_denied(
     await assert_denied(client, engine, intruder, ("GET", path), denied)
     await assert_denied(client, engine, intruder, ("GET", f"{path}/messages"), denied)
     await assert_denied(client, engine, intruder, ("DELETE", path), denied)
+    await assert_denied(client, engine, intruder, ("PATCH", path, {"title": "mine"}), denied)
+    await assert_denied(
+        client,
+        engine,
+        intruder,
+        ("POST", "/api/v1/chat", {"message": "hi", "conversation_id": conversation_id}),
+        denied,
+    )
     await assert_denied(
         client,
         engine,

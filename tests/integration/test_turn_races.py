@@ -111,7 +111,12 @@ def gated_app(live_app: FastAPI, gate: CommitGate, settings: Settings) -> FastAP
     container: Container = live_app.state.container
     sessions = gated_sessions(container.engine, gate)
     container.chat = ChatService(
-        sessions, container.providers, container.executor, settings.llm, container.publisher
+        sessions,
+        container.providers,
+        container.executor,
+        settings.llm,
+        container.publisher,
+        container.conversations,
     )
     return live_app
 

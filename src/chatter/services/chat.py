@@ -20,13 +20,13 @@ from chatter.domain.enums import (
     LLMCallStatus,
     MessageRole,
 )
-from chatter.domain.ids import is_valid_id
-from chatter.errors import ChatterError, InternalError, NotFound
+from chatter.errors import ChatterError, InternalError
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
 from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, TurnStarted
 from chatter.services.completion import CompletionGuard
+from chatter.services.conversations import ConversationService
 from chatter.services.history import load_recent, to_langchain
 from chatter.services.turn_closing import Outcome, TurnCloser, TurnProgress
 from chatter.services.turn_events import turn_opened
@@ -85,9 +85,11 @@ class ChatService:
         executor: WorkflowExecutor,
         llm: LLMSettings,
         publisher: EventPublisher,
+        conversations: ConversationService,
     ) -> None:
         self._sessions = sessions
         self._publisher = publisher
+        self._conversations = conversations
         self._registry = registry
         self._executor = executor
         self._llm = llm
@@ -100,16 +102,12 @@ class ChatService:
     ) -> AdmittedTurn:
         conversation = None
         if request.conversation_id is not None:
-            conversation = (
-                await session.get(Conversation, request.conversation_id)
-                if is_valid_id(request.conversation_id)
-                else None
+            conversation = await self._conversations.get_owned(
+                session=session,
+                user=user,
+                conversation_id=request.conversation_id,
+                correlation_id=correlation_id,
             )
-            if conversation is None or conversation.user_id != user.id:
-                raise NotFound(
-                    "Conversation not found.",
-                    details={"conversation_id": request.conversation_id},
-                )
         await session.commit()
         defaults = conversation
         resolved = self._registry.resolve(

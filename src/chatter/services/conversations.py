@@ -84,6 +84,21 @@ class ConversationService:
             await self._deny(session, user, conversation, correlation_id)
         return conversation
 
+    async def get_owned(
+        self, *, session: AsyncSession, user: User, conversation_id: str, correlation_id: str
+    ) -> Conversation:
+        """The conversation if `user` owns it (to change it or chat in it: admins may read
+        everyone's, not write to them); otherwise 404, and `access_denied` when it exists."""
+        conversation = await self.get(
+            session=session,
+            user=user,
+            conversation_id=conversation_id,
+            correlation_id=correlation_id,
+        )
+        if conversation.user_id != user.id:
+            await self._deny(session, user, conversation, correlation_id)
+        return conversation
+
     async def list(
         self,
         *,
@@ -120,14 +135,12 @@ class ConversationService:
         unknown = set(changes) - EDITABLE_FIELDS
         if unknown:
             raise BadRequest("Unknown fields.", details={"fields": sorted(unknown)})
-        conversation = await self.get(
+        conversation = await self.get_owned(
             session=session,
             user=user,
             conversation_id=conversation_id,
             correlation_id=correlation_id,
         )
-        if conversation.user_id != user.id:  # an admin may read it, not change it
-            await self._deny(session, user, conversation, correlation_id)
         values = {
             key: (value.value if isinstance(value, ConversationStatus) else value)
             for key, value in changes.items()
@@ -150,14 +163,12 @@ class ConversationService:
     async def delete(
         self, *, session: AsyncSession, user: User, conversation_id: str, correlation_id: str
     ) -> None:
-        conversation = await self.get(
+        conversation = await self.get_owned(
             session=session,
             user=user,
             conversation_id=conversation_id,
             correlation_id=correlation_id,
         )
-        if conversation.user_id != user.id:  # an admin may read it, not delete it
-            await self._deny(session, user, conversation, correlation_id)
         # Lock the row first (PostgreSQL; SQLite's writer lock already serialises): a turn
         # opening now either committed its running execution already or will find no row.
         await session.execute(
