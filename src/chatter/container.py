@@ -22,7 +22,6 @@ from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
-from chatter.services.security_events import SecurityEvents
 from chatter.services.webhooks import WebhookService
 from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
@@ -77,20 +76,19 @@ class Container:
             else InProcessBus()
         )
         publisher = EventPublisher(bus, sessions, settings.events)
-        security = SecurityEvents(publisher)
-        conversations = ConversationService(security)
+        conversations = ConversationService(publisher)
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
             accounts=AccountService(passwords, allow_registration=settings.auth.allow_registration),
-            auth=AuthService(passwords, tokens, security),
-            api_keys=ApiKeyService(security),
+            auth=AuthService(passwords, tokens, publisher),
+            api_keys=ApiKeyService(publisher),
             conversations=conversations,
             providers=providers,
             executor=executor,
             chat=ChatService(sessions, providers, executor, settings.llm, publisher, conversations),
-            executions=ExecutionService(security),
+            executions=ExecutionService(publisher),
             publisher=publisher,
             events=EventService(bus, sessions, settings.events),
             webhooks=WebhookService(settings.webhooks),

@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.clock import utcnow
-from chatter.domain.events import UnifiedEvent
+from chatter.domain.events import DomainEvent, UnifiedEvent
 from chatter.events.bus import EventBus
 from chatter.observability.logging import get_logger
 from chatter.settings import EventSettings
@@ -41,6 +41,14 @@ class EventPublisher:
     @property
     def bus(self) -> EventBus:
         return self._bus
+
+    async def commit(self, session: AsyncSession, events: Sequence[DomainEvent]) -> None:
+        """Commit the session's changes with `events` written last (on PostgreSQL the
+        event-id counter is then the last lock the transaction takes), then publish them."""
+        await session.flush()
+        stored = await outbox.write_events(session, events)
+        await session.commit()
+        await self.published(stored)
 
     async def published(self, events: Sequence[UnifiedEvent]) -> None:
         """Call after the transaction that wrote `events` committed. Never raises: a failed

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatter.domain.clock import utcnow
 from chatter.domain.ids import is_valid_id, new_id
 from chatter.errors import BadRequest, NotFound
+from chatter.events.publisher import EventPublisher
 from chatter.services.credentials import generate_api_key
-from chatter.services.security_events import SecurityEvents, access_denied, api_key_changed
+from chatter.services.security_events import access_denied, api_key_changed
 from chatter.storage.models import ApiKey, User
 
 # Writing last_used_at on every request would make every read a write.
@@ -26,7 +27,7 @@ class CreatedApiKey:
 
 
 class ApiKeyService:
-    def __init__(self, events: SecurityEvents) -> None:
+    def __init__(self, events: EventPublisher) -> None:
         self._events = events
 
     async def create(

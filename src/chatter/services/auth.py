@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatter.domain.clock import utcnow
 from chatter.domain.ids import new_id
 from chatter.errors import Unauthorized
+from chatter.events.publisher import EventPublisher
 from chatter.services.accounts import normalise_email
 from chatter.services.api_keys import LAST_USED_RESOLUTION
 from chatter.services.credentials import (
@@ -25,7 +26,6 @@ from chatter.services.credentials import (
 from chatter.services.security_events import (
     CredentialKind,
     LoginFailure,
-    SecurityEvents,
     login_failed,
     login_succeeded,
     token_refused,
@@ -44,7 +44,7 @@ class TokenPair:
 
 class AuthService:
     def __init__(
-        self, passwords: PasswordHasher, tokens: TokenIssuer, events: SecurityEvents
+        self, passwords: PasswordHasher, tokens: TokenIssuer, events: EventPublisher
     ) -> None:
         self._passwords = passwords
         self._tokens = tokens

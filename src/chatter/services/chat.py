@@ -31,7 +31,7 @@ from chatter.services.history import load_recent, to_langchain
 from chatter.services.turn_closing import Outcome, TurnCloser, TurnProgress
 from chatter.services.turn_events import turn_opened
 from chatter.settings import LLMSettings
-from chatter.storage import llm_calls, outbox
+from chatter.storage import llm_calls
 from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
 from chatter.workflows.events import (
@@ -267,9 +267,7 @@ class ChatService:
                 provider=turn.resolved.provider,
                 model=turn.resolved.model,
             )
-            events = await outbox.write_events(session, opened)
-            await session.commit()
-        await self._publisher.published(events)
+            await self._publisher.commit(session, opened)
         log.info("turn_opened", execution_id=execution.id, conversation_id=conversation.id)
         return TurnStarted(conversation, user_message, execution, turn.correlation_id), history
 
@@ -301,10 +299,8 @@ class ChatService:
         tools = progress.tools[progress.tools_recorded :]
         async with self._sessions() as session:
             recorded = await llm_calls.record_calls(session, started.execution, [record], tools)
-            events = await outbox.write_events(session, recorded)
-            await session.commit()
+            await self._publisher.commit(session, recorded)
         progress.tools_recorded += len(tools)
-        await self._publisher.published(events)
 
     async def _close_interrupted(
         self,

@@ -13,8 +13,9 @@ from chatter.domain.clock import utcnow
 from chatter.domain.enums import ConversationStatus, ExecutionStatus, UserRole
 from chatter.domain.ids import is_valid_id
 from chatter.errors import BadRequest, Conflict, NotFound
+from chatter.events.publisher import EventPublisher
 from chatter.services.pagination import Page, decode_cursor, encode_cursor
-from chatter.services.security_events import SecurityEvents, access_denied
+from chatter.services.security_events import access_denied
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
 
 # Sequences are stored as 32-bit integers; a larger cursor value could not be bound.
@@ -42,7 +43,7 @@ class ConversationDraft:
 
 
 class ConversationService:
-    def __init__(self, events: SecurityEvents) -> None:
+    def __init__(self, events: EventPublisher) -> None:
         self._events = events
 
     async def create(

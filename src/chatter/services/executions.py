@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatter.domain.enums import UserRole
 from chatter.domain.ids import is_valid_id
 from chatter.errors import NotFound
-from chatter.services.security_events import SecurityEvents, access_denied
+from chatter.events.publisher import EventPublisher
+from chatter.services.security_events import access_denied
 from chatter.storage.models import LLMCall, ToolInvocation, User, WorkflowExecution
 
 
@@ -22,7 +23,7 @@ class ExecutionDetail:
 
 
 class ExecutionService:
-    def __init__(self, events: SecurityEvents) -> None:
+    def __init__(self, events: EventPublisher) -> None:
         self._events = events
 
     async def get(

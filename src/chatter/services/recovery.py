@@ -11,7 +11,7 @@ from chatter.domain.events import DomainEvent
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.services.turn_events import turn_closed
-from chatter.storage import executions, outbox
+from chatter.storage import executions
 from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, WorkflowExecution
 
@@ -35,11 +35,8 @@ async def recover_interrupted_executions(
     for execution_id in ids:
         async with sessions() as session:
             events = await _recover(session, execution_id)
-            stored = await outbox.write_events(session, events)
-            await session.commit()
-        if events:
-            recovered += 1
-            await publisher.published(stored)
+            await publisher.commit(session, events)
+        recovered += bool(events)
     if recovered:
         log.warning("recovered_interrupted_executions", count=recovered)
     return recovered

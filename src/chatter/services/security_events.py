@@ -3,41 +3,21 @@ revoked, who asked for someone else's resource.
 
 Each is written with the change it describes (a login's `last_login_at`, a key's row, a
 refresh-token family's revocation) or, for a refusal that changes nothing, in a short
-transaction of its own; it is published only after the commit. The data never carries a
-secret: no password, no token, no API key beyond its public prefix.
+transaction of its own, through `EventPublisher.commit`: written last, published after
+the commit. The data never carries a secret: no password, no token, no API key beyond
+its public prefix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from chatter.domain.events import DomainEvent, EventType
-from chatter.events.publisher import EventPublisher
 from chatter.storage.models import ApiKey
-from chatter.storage.outbox import write_events
 
 CredentialKind = Literal["access_token", "api_key", "refresh_token"]
 LoginFailure = Literal["unknown_email", "bad_password", "inactive"]
 Resource = Literal["conversation", "execution", "api_key"]
-
-
-class SecurityEvents:
-    """Writes events last in the caller's transaction, commits, then publishes."""
-
-    def __init__(self, publisher: EventPublisher) -> None:
-        self._publisher = publisher
-
-    async def commit(self, session: AsyncSession, events: Sequence[DomainEvent]) -> None:
-        """Commit the session's pending changes together with `events`."""
-        # Flush the pending rows first: the outbox insert must be the last write, since on
-        # PostgreSQL it holds the event-sequence row lock until the commit.
-        await session.flush()
-        stored = await write_events(session, events)
-        await session.commit()
-        await self._publisher.published(stored)
 
 
 def login_succeeded(correlation_id: str | None, user_id: str) -> DomainEvent:

@@ -19,7 +19,7 @@ from chatter.providers.registry import ResolvedModel
 from chatter.services.chat_events import TurnClosed, TurnStarted
 from chatter.services.completion import CompletionGuard
 from chatter.services.turn_events import turn_closed, workflow_finished
-from chatter.storage import executions, llm_calls, outbox
+from chatter.storage import executions, llm_calls
 from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, LLMCall, Message, WorkflowExecution
 from chatter.workflows.events import ModelCallRecord, ToolCallRecord
@@ -114,9 +114,7 @@ class TurnCloser:
             execution = await _reload(session, WorkflowExecution, execution_id)
             if closed:
                 events += turn_closed(execution, messages, conversation, outcome.error)
-            stored_events = await outbox.write_events(session, events)
-            await session.commit()
-        await self._publisher.published(stored_events)
+            await self._publisher.commit(session, events)
         log.info("turn_closed", execution_id=execution_id, status=outcome.status.value)
         return TurnClosed(
             conversation=conversation,
@@ -136,9 +134,8 @@ class TurnCloser:
                     session, execution, ExecutionStatus.FAILED, reason
                 ):
                     closed = await _reload(session, WorkflowExecution, execution.id)
-                    events = await outbox.write_events(session, [workflow_finished(closed, None)])
-                await session.commit()
-            await self._publisher.published(events)
+                    events = [workflow_finished(closed, None)]
+                await self._publisher.commit(session, events)
         except Exception:  # the database itself is gone: startup recovery will close it
             log.exception("turn_close_fallback_failed", execution_id=execution.id)
 
