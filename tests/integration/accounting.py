@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from chatter.storage import rollup_rebuild
 from chatter.storage.models import Conversation, Event, LLMCall, Message, WorkflowExecution
 
 TERMINAL = {
@@ -67,6 +69,7 @@ async def assert_invariants(engine: AsyncEngine) -> None:
                 assert getattr(execution, name) == value, (execution.id, name)
             assert execution.total_cost == (cost or Decimal(0))
     await assert_events_recorded(engine)
+    await assert_rollups_match(engine)
 
 
 async def assert_events_recorded(engine: AsyncEngine) -> None:
@@ -92,3 +95,14 @@ async def assert_events_recorded(engine: AsyncEngine) -> None:
         assert len(started) <= 1, execution.id
         assert len(finished) == 1, (execution.id, execution.status)
         assert not started or started[0].id < finished[0].id
+
+
+async def assert_rollups_match(engine: AsyncEngine) -> None:
+    """Invariant 6 (second half): the analytics rollups equal the sums over the LLM-call
+    and execution rows they were made of, in every bucket."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    async with AsyncSession(engine) as session:
+        differences = await rollup_rebuild.compare(
+            session, since=epoch, minutes_from=epoch, until=datetime(9999, 1, 1, tzinfo=UTC)
+        )
+    assert differences == []

@@ -80,6 +80,7 @@ async def test_a_tool_turn_announces_each_step_in_order(
         "tool_called",
         "llm_call_completed",
         "workflow_completed",
+        "usage_recorded",
     ]
     assert all(e.user_id == alice.id for e in events)
     assert all(e.execution_id == body["execution"]["id"] for e in events)
@@ -96,6 +97,11 @@ async def test_a_tool_turn_announces_each_step_in_order(
     assert updated.data["total_tokens"] == body["conversation"]["total_tokens"]
     created = [e.data["role"] for e in events if e.type == "message_created"]
     assert created == ["user", "tool", "assistant"]
+    recorded = next(e for e in events if e.type == "usage_recorded")
+    assert recorded.data["requests"] == 2
+    assert recorded.data["tool_calls"] == 1
+    assert recorded.data["total_tokens"] == completed.data["total_tokens"]
+    assert recorded.data["cost"] == completed.data["cost"]
     await assert_invariants(engine)
 
 
@@ -107,9 +113,13 @@ async def test_a_failing_provider_announces_workflow_failed(
     response = await client.post("/api/v1/chat", json={"message": "hi"}, headers=headers)
     assert response.status_code == 502
     events = await events_of(engine, "failing-turn-events")
-    assert lifecycle(events) == ["workflow_started", "llm_call_completed", "workflow_failed"]
-    failed = events[-2] if events[-1].type == "conversation_updated" else events[-1]
-    assert failed.type == "workflow_failed"
+    assert lifecycle(events) == [
+        "workflow_started",
+        "llm_call_completed",
+        "workflow_failed",
+        "usage_recorded",
+    ]
+    failed = next(e for e in events if e.type == "workflow_failed")
     assert failed.data["error"]["code"] == "provider_error"
     assert "upstream down" in failed.data["error"]["message"]
     await assert_invariants(engine)
@@ -187,7 +197,12 @@ async def test_a_client_leaving_announces_workflow_cancelled(
     await stream.aclose()
     await asyncio.sleep(0)
     events = await events_of(engine, "cancelled-turn")
-    assert lifecycle(events) == ["workflow_started", "llm_call_completed", "workflow_cancelled"]
+    assert lifecycle(events) == [
+        "workflow_started",
+        "llm_call_completed",
+        "workflow_cancelled",
+        "usage_recorded",
+    ]
     await assert_invariants(engine)
 
 

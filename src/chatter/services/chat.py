@@ -246,6 +246,8 @@ class ChatService:
                 user_id=turn.user.id,
                 conversation_id=conversation.id,
                 workflow_name=turn.workflow,
+                provider=turn.resolved.provider,
+                model=turn.resolved.model,
                 status=ExecutionStatus.RUNNING.value,
                 correlation_id=turn.correlation_id,
             )

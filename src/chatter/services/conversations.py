@@ -16,6 +16,7 @@ from chatter.errors import BadRequest, Conflict, NotFound
 from chatter.events.publisher import EventPublisher
 from chatter.services.pagination import Page, decode_cursor, encode_cursor
 from chatter.services.security_events import access_denied
+from chatter.storage import rollups
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
 
 # Sequences are stored as 32-bit integers; a larger cursor value could not be bound.
@@ -194,6 +195,8 @@ class ConversationService:
             .values(conversation_id=None)
         )
         await session.execute(delete(Message).where(Message.conversation_id == conversation.id))
+        # Its usage stays in the user's rollups; only the per-conversation view goes with it.
+        await rollups.delete_conversation(session, conversation.id)
         await session.execute(delete(Conversation).where(Conversation.id == conversation.id))
         await session.commit()
 

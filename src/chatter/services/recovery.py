@@ -47,7 +47,10 @@ async def _recover(session: AsyncSession, execution_id: str) -> list[DomainEvent
     execution = await session.get(WorkflowExecution, execution_id)
     if execution is None:
         return []
-    if not await executions.finish_execution(session, execution, ExecutionStatus.FAILED, REASON):
+    rolled_up = await executions.finish_execution(
+        session, execution, ExecutionStatus.FAILED, REASON
+    )
+    if rolled_up is None:
         return []
     conversation = None
     messages = []
@@ -74,4 +77,4 @@ async def _recover(session: AsyncSession, execution_id: str) -> list[DomainEvent
         )
         await session.refresh(conversation)
     await session.refresh(execution)
-    return turn_closed(execution, messages, conversation, None)
+    return turn_closed(execution, messages, conversation, None, rolled_up)

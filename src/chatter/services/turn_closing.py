@@ -18,7 +18,7 @@ from chatter.observability.logging import get_logger
 from chatter.providers.registry import ResolvedModel
 from chatter.services.chat_events import TurnClosed, TurnStarted
 from chatter.services.completion import CompletionGuard
-from chatter.services.turn_events import turn_closed, workflow_finished
+from chatter.services.turn_events import execution_finished, turn_closed
 from chatter.storage import executions, llm_calls
 from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, LLMCall, Message, WorkflowExecution
@@ -97,10 +97,10 @@ class TurnCloser:
             unrecorded = [record for record in records if record.call_id not in stored]
             tools = progress.tools[progress.tools_recorded :]
             events = await llm_calls.record_calls(session, started.execution, unrecorded, tools)
-            closed = await executions.finish_execution(
+            rolled_up = await executions.finish_execution(
                 session, started.execution, outcome.status, outcome.reason
             )
-            if closed:
+            if rolled_up is not None:
                 drafts = _closing_messages(started, progress, records, outcome)
                 messages = await append_messages(session, started.conversation.id, drafts)
             else:
@@ -112,8 +112,8 @@ class TurnCloser:
             # conversation is deleted the moment after.
             conversation = await _reload(session, Conversation, started.conversation.id)
             execution = await _reload(session, WorkflowExecution, execution_id)
-            if closed:
-                events += turn_closed(execution, messages, conversation, outcome.error)
+            if rolled_up is not None:
+                events += turn_closed(execution, messages, conversation, outcome.error, rolled_up)
             await self._publisher.commit(session, events)
         log.info("turn_closed", execution_id=execution_id, status=outcome.status.value)
         return TurnClosed(
@@ -130,11 +130,12 @@ class TurnCloser:
         try:
             async with self._sessions() as session:
                 events = []
-                if await executions.finish_execution(
+                rolled_up = await executions.finish_execution(
                     session, execution, ExecutionStatus.FAILED, reason
-                ):
+                )
+                if rolled_up is not None:
                     closed = await _reload(session, WorkflowExecution, execution.id)
-                    events = [workflow_finished(closed, None)]
+                    events = execution_finished(closed, None, rolled_up)
                 await self._publisher.commit(session, events)
         except Exception:  # the database itself is gone: startup recovery will close it
             log.exception("turn_close_fallback_failed", execution_id=execution.id)

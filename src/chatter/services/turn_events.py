@@ -4,12 +4,14 @@ the same transaction writes (the LLM-call and tool events: storage/llm_calls.py)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from chatter.domain.enums import ExecutionStatus
 from chatter.domain.events import DomainEvent, EventType
 from chatter.errors import ChatterError
 from chatter.storage.models import Conversation, Message, WorkflowExecution
+from chatter.storage.rollups import TOKEN_KINDS, Deltas
 
 TOKEN_FIELDS = (
     "prompt_tokens",
@@ -66,12 +68,64 @@ def turn_closed(
     messages: Sequence[Message],
     conversation: Conversation | None,
     error: ChatterError | None,
+    rolled_up: Deltas,
 ) -> list[DomainEvent]:
     events = [message_created(execution, message) for message in messages]
-    events.append(workflow_finished(execution, error))
+    events += execution_finished(execution, error, rolled_up)
     if conversation is not None:
         events.append(conversation_updated(execution, conversation))
     return events
+
+
+def execution_finished(
+    execution: WorkflowExecution, error: ChatterError | None, rolled_up: Deltas
+) -> list[DomainEvent]:
+    """`workflow_completed|failed|cancelled`, then `usage_recorded` for live analytics."""
+    return [workflow_finished(execution, error), usage_recorded(execution, rolled_up)]
+
+
+def usage_recorded(execution: WorkflowExecution, rolled_up: Deltas) -> DomainEvent:
+    """What the close added to the analytics rollups (one granularity's worth)."""
+    totals = rolled_up.totals()
+    by_model: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for key, counts in rolled_up.rollups.items():
+        if key[0] != "day" or not counts.values.get("requests"):
+            continue
+        _, _, _, provider, model, _, currency = key
+        entry = by_model.setdefault(
+            (provider, model, currency),
+            {
+                "provider": provider,
+                "model": model,
+                "currency": currency,
+                "requests": 0,
+                "total_tokens": 0,
+                "cost": Decimal(0),
+            },
+        )
+        entry["requests"] += counts.values["requests"]
+        entry["total_tokens"] += counts.values.get("total_tokens", 0)
+        entry["cost"] += counts.cost
+    values = totals.values
+    return _event(
+        execution,
+        EventType.USAGE_RECORDED,
+        {
+            "workflow": execution.workflow_name,
+            "status": execution.status,
+            "provider": execution.provider,
+            "model": execution.model,
+            "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,
+            "requests": values.get("requests", 0),
+            **{kind: values.get(kind, 0) for kind in (*TOKEN_KINDS, "total_tokens")},
+            "cost": str(totals.cost),
+            "currency": next(iter(by_model))[2] if by_model else "USD",
+            "unknown_price_calls": values.get("unknown_price_calls", 0),
+            "estimated_calls": values.get("estimated_calls", 0),
+            "tool_calls": values.get("tool_calls", 0),
+            "by_model": [{**entry, "cost": str(entry["cost"])} for entry in by_model.values()],
+        },
+    )
 
 
 def workflow_finished(execution: WorkflowExecution, error: ChatterError | None) -> DomainEvent:

@@ -1,4 +1,5 @@
-"""Closing an execution with totals summed, in SQL, from its LLM-call rows."""
+"""Closing an execution with totals summed, in SQL, from its LLM-call rows, and rolling it
+up for analytics in the same transaction - the only way an execution is closed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatter.domain.clock import utcnow
 from chatter.domain.enums import ExecutionStatus, UsageSource
 from chatter.domain.usage import TokenCounts, Usage
+from chatter.storage import rollups
 from chatter.storage.columns import fit
 from chatter.storage.models import LLMCall, WorkflowExecution
 
@@ -19,11 +21,13 @@ async def finish_execution(
     execution: WorkflowExecution,
     status: ExecutionStatus,
     error: str | None,
-) -> bool:
-    """Close a running execution with totals summed from its LLM call rows, in SQL.
+) -> rollups.Deltas | None:
+    """Close a running execution with totals summed from its LLM call rows, in SQL, and
+    add it to the analytics rollups. Returns what was rolled up, or None when it was not
+    running any more.
 
     Guarded on `status = 'running'`, so closing twice (a crash recovery racing a late
-    close) changes nothing the second time. Returns whether this call closed it.
+    close) changes nothing the second time.
     """
     count, usage = await recorded_usage(session, execution.id)
     now = utcnow()
@@ -48,7 +52,20 @@ async def finish_execution(
         )
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    facts = rollups.ExecutionFacts(
+        execution_id=execution.id,
+        user_id=execution.user_id,
+        conversation_id=execution.conversation_id,
+        workflow=execution.workflow_name,
+        status=status.value,
+        finished_at=now,
+        provider=execution.provider,
+        model=execution.model,
+        tool_calls=(await rollups.tool_counts(session, [execution.id])).get(execution.id, 0),
+    )
+    return await rollups.record_completion(session, facts)
 
 
 async def recorded_usage(session: AsyncSession, execution_id: str) -> tuple[int, Usage]:
