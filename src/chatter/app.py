@@ -13,6 +13,7 @@ from chatter.api.docs import install_docs
 from chatter.api.errors import install_error_handlers
 from chatter.api.openapi import install_openapi
 from chatter.api.routers import (
+    analytics,
     auth,
     chat,
     conversations,
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await _check_migrated(container)
             await container.publisher.start()
             await container.webhook_worker.start()
+            await container.analytics.start()
             await recover_interrupted_executions(container.sessions, container.publisher)
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")
@@ -128,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         providers.router,
         events.router,
         webhooks.router,
+        analytics.router,
     ):
         app.include_router(router)
     install_docs(app)

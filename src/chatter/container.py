@@ -15,6 +15,7 @@ from chatter.events.webhook_worker import WebhookWorker
 from chatter.providers.pricing import Pricer
 from chatter.providers.registry import ProviderRegistry
 from chatter.services.accounts import AccountService
+from chatter.services.analytics import AnalyticsService
 from chatter.services.api_keys import ApiKeyService
 from chatter.services.auth import AuthService
 from chatter.services.chat import ChatService
@@ -46,6 +47,7 @@ class Container:
     events: EventService
     webhooks: WebhookService
     webhook_worker: WebhookWorker
+    analytics: AnalyticsService
     redis: Redis | None = None
 
     @classmethod
@@ -93,11 +95,13 @@ class Container:
             events=EventService(bus, sessions, settings.events),
             webhooks=WebhookService(settings.webhooks),
             webhook_worker=WebhookWorker(sessions, bus, settings.webhooks),
+            analytics=AnalyticsService(sessions, settings.analytics, conversations),
             redis=redis,
         )
 
     async def aclose(self) -> None:
         await self.chat.aclose()
+        await self.analytics.aclose()
         await self.webhook_worker.aclose()
         await self.publisher.aclose()
         if self.redis is not None:

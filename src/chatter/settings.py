@@ -81,6 +81,16 @@ class EventSettings(BaseModel):
     redis_stream_maxlen: int = Field(default=100_000, ge=100)
 
 
+class AnalyticsSettings(BaseModel):
+    """Analytics rollups (`CHATTER_ANALYTICS__...`)."""
+
+    # Minute buckets are kept this long; hour and day buckets for ever.
+    minute_retention_hours: float = Field(default=48, ge=1)
+    cleanup_interval_s: float = Field(default=600.0, gt=0)
+    # Rows in the summary's top lists (models, conversations, users).
+    top_n: int = Field(default=10, ge=1, le=100)
+
+
 class WebhookSettings(BaseModel):
     """Outgoing webhooks (`CHATTER_WEBHOOKS__...`)."""
 
@@ -143,6 +153,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

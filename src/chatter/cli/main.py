@@ -7,6 +7,7 @@ import os
 import typer
 import uvicorn
 
+from chatter.cli.analytics import analytics_app
 from chatter.cli.chat import chat
 from chatter.cli.db import db_app
 from chatter.cli.users import users_app
@@ -17,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(analytics_app, name="analytics")
 app.command("chat")(chat)
 
 

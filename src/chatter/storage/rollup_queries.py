@@ -1,0 +1,219 @@
+"""Reading the analytics rollups. A range is covered by the coarsest buckets that fit in
+it (days in the middle, hours and minutes at the edges), so a month's summary reads a few
+dozen rows per key whatever the number of calls behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+
+from chatter.storage.models import (
+    ROLLUP_COUNTS,
+    Conversation,
+    User,
+    conversation_usage_days,
+    usage_rollups,
+)
+from chatter.storage.rollups import bucket_start, bucket_step
+
+GROUP_COLUMNS = {
+    "provider": usage_rollups.c.provider,
+    "model": usage_rollups.c.model,
+    "user": usage_rollups.c.user_id,
+    "workflow": usage_rollups.c.workflow,
+}
+SERIES_COUNTS = (
+    "requests",
+    "executions",
+    "errors",
+    "cancelled",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "unknown_price_calls",
+    "tool_calls",
+)
+
+
+@dataclass(frozen=True)
+class Segment:
+    granularity: str
+    start: datetime
+    end: datetime
+
+
+def _ceil(moment: datetime, granularity: str) -> datetime:
+    floor = bucket_start(moment, granularity)
+    return floor if floor == moment else floor + bucket_step(granularity)
+
+
+def covering_segments(start: datetime, end: datetime, minutes_from: datetime) -> list[Segment]:
+    """[start, end) widened to whole minutes (to whole hours where minute buckets have
+    been cleaned up), as day, hour and minute segments that do not overlap."""
+    low, high = bucket_start(start, "minute"), _ceil(end, "minute")
+    if low < minutes_from:
+        low = bucket_start(low, "hour")
+    if high <= minutes_from:
+        high = _ceil(high, "hour")
+    if low >= high:
+        return []
+    hour_low, hour_high = _ceil(low, "hour"), bucket_start(high, "hour")
+    if hour_low >= hour_high:
+        return [Segment("minute", low, high)]
+    segments = [Segment("minute", low, hour_low), Segment("minute", hour_high, high)]
+    day_low, day_high = _ceil(hour_low, "day"), bucket_start(hour_high, "day")
+    if day_low >= day_high:
+        segments.append(Segment("hour", hour_low, hour_high))
+    else:
+        segments += [
+            Segment("hour", hour_low, day_low),
+            Segment("hour", day_high, hour_high),
+            Segment("day", day_low, day_high),
+        ]
+    return [segment for segment in segments if segment.start < segment.end]
+
+
+def _covered(segments: Sequence[Segment]) -> ColumnElement[bool]:
+    table = usage_rollups.c
+    clauses = [
+        and_(
+            table.granularity == segment.granularity,
+            table.bucket >= segment.start,
+            table.bucket < segment.end,
+        )
+        for segment in segments
+    ]
+    return or_(*clauses) if clauses else false()
+
+
+def _scoped(query: Select[Any], user_id: str | None) -> Select[Any]:
+    return query if user_id is None else query.where(usage_rollups.c.user_id == user_id)
+
+
+def _sums(names: Sequence[str]) -> list[Any]:
+    return [func.coalesce(func.sum(usage_rollups.c[name]), 0).label(name) for name in names] + [
+        func.coalesce(func.sum(usage_rollups.c.cost), 0).label("cost")
+    ]
+
+
+async def totals_by_currency(
+    session: Any, segments: Sequence[Segment], user_id: str | None
+) -> dict[str, dict[str, Any]]:
+    """Every count summed over the range, per currency."""
+    query = _scoped(
+        select(usage_rollups.c.currency, *_sums(ROLLUP_COUNTS)).where(_covered(segments)),
+        user_id,
+    ).group_by(usage_rollups.c.currency)
+    return {row.currency: values_of(row._mapping) for row in await session.execute(query)}
+
+
+async def top(
+    session: Any,
+    segments: Sequence[Segment],
+    user_id: str | None,
+    by: Sequence[str],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The keys `by` (columns of usage_rollups) that cost most, then used most tokens."""
+    columns = [usage_rollups.c[name] for name in (*by, "currency")]
+    query = (
+        _scoped(
+            select(*columns, *_sums(("requests", "total_tokens"))).where(_covered(segments)),
+            user_id,
+        )
+        .group_by(*columns)
+        .order_by(
+            func.sum(usage_rollups.c.cost).desc(), func.sum(usage_rollups.c.total_tokens).desc()
+        )
+        .limit(limit)
+    )
+    return [values_of(row._mapping) for row in await session.execute(query)]
+
+
+async def top_users(session: Any, segments: Sequence[Segment], limit: int) -> list[dict[str, Any]]:
+    rows = await top(session, segments, None, ("user_id",), limit)
+    emails = dict(
+        (
+            await session.execute(
+                select(User.id, User.email).where(User.id.in_([r["user_id"] for r in rows]))
+            )
+        ).all()
+    )
+    return [{**row, "email": emails.get(row["user_id"])} for row in rows]
+
+
+async def active_users(session: Any, segments: Sequence[Segment]) -> int:
+    query = select(func.count(func.distinct(usage_rollups.c.user_id))).where(
+        _covered(segments), usage_rollups.c.executions > 0
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def top_conversations(
+    session: Any, start: datetime, end: datetime, user_id: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """By day buckets: the days that [start, end) touches."""
+    table = conversation_usage_days.c
+    query = (
+        select(
+            table.conversation_id,
+            table.currency,
+            func.sum(table.requests).label("requests"),
+            func.sum(table.total_tokens).label("total_tokens"),
+            func.sum(table.cost).label("cost"),
+            Conversation.title,
+        )
+        .join(Conversation, Conversation.id == table.conversation_id, isouter=True)
+        .where(table.day >= bucket_start(start, "day"), table.day < end)
+        .group_by(table.conversation_id, table.currency, Conversation.title)
+        .order_by(func.sum(table.cost).desc(), func.sum(table.total_tokens).desc())
+        .limit(limit)
+    )
+    if user_id is not None:
+        query = query.where(table.user_id == user_id)
+    return [values_of(row._mapping) for row in await session.execute(query)]
+
+
+async def series(
+    session: Any,
+    granularity: str,
+    start: datetime,
+    end: datetime,
+    group_by: Sequence[str],
+    user_id: str | None,
+) -> list[dict[str, Any]]:
+    groups = [GROUP_COLUMNS[name].label(name) for name in group_by]
+    keys = [usage_rollups.c.bucket, *groups, usage_rollups.c.currency]
+    query = _scoped(
+        select(*keys, *_sums(SERIES_COUNTS)).where(
+            usage_rollups.c.granularity == granularity,
+            usage_rollups.c.bucket >= bucket_start(start, granularity),
+            usage_rollups.c.bucket < end,
+        ),
+        user_id,
+    )
+    query = query.group_by(*keys).order_by(*keys)
+    return [values_of(row._mapping) for row in await session.execute(query)]
+
+
+def values_of(mapping: Any) -> dict[str, Any]:
+    values = dict(mapping)
+    values["cost"] = _money(values.get("cost"))
+    return values
+
+
+def _money(value: Any) -> Decimal:
+    """SUM over Money: PostgreSQL gives a Decimal; on SQLite the scaled integer (the
+    column type is not applied to an aggregate), so scale it back."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(int(value)).scaleb(-10)
