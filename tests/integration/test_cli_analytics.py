@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy import update
+from test_cli import database_file, invoke, upgrade  # noqa: F401 - the fixture
 
 from chatter.storage.db import create_engine
 from chatter.storage.models import usage_rollups
 from conftest import make_settings, running_app
-from test_cli import database_file, invoke, upgrade  # noqa: F401 - the fixture
 
 TOOL_TURN = {"message": "what is 6*7?", "workflow": "chat_with_tools"}
 
