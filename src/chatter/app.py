@@ -17,6 +17,7 @@ from chatter.api.routers import (
     auth,
     chat,
     conversations,
+    dashboard,
     events,
     executions,
     health,
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events.router,
         webhooks.router,
         analytics.router,
+        dashboard.router,
     ):
         app.include_router(router)
     install_docs(app)
