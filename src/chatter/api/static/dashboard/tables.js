@@ -1,4 +1,4 @@
-// Tables built with the DOM (never innerHTML: titles and emails are user data).
+// Tables built with DOM nodes and textContent, never parsed HTML: titles and emails are user data.
 
 import { addMoney, compareMoney, formatInt, formatMoney, formatMs, formatPercent } from "./format.js";
 
