@@ -163,7 +163,9 @@ async def test_a_chat_turn_shows_up_live_without_a_reload(
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    # Phone width: everything reflows into the viewport, no sideways scrolling.
     await page.set_viewport_size({"width": 390, "height": 844})
+    await page.wait_for_function("document.documentElement.scrollWidth <= window.innerWidth")
     await page.screenshot(path=str(SCREENSHOTS / "dashboard-phone.png"), full_page=True)
     assert watch.errors == []
     # Debounced by 250 ms; a generous bound for a shared 2-core machine.

@@ -11,6 +11,7 @@ function baseOptions(formatTick) {
     maintainAspectRatio: false,
     animation: reducedMotion ? false : { duration: 250 },
     interaction: { mode: "index", intersect: false },
+    datasets: { bar: { barPercentage: 1, categoryPercentage: 0.9 } },
     plugins: { legend: { position: "bottom", labels: { color: "#1f2933" } } },
     scales: {
       x: { stacked: true, ticks: { color: "#3e4c59", maxRotation: 0, autoSkipPadding: 16 }, grid: { display: false } },
