@@ -19,7 +19,9 @@ from chatter.api.routers import (
     events,
     executions,
     health,
+    monitoring,
     providers,
+    traces,
     webhooks,
 )
 from chatter.container import Container
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await _check_migrated(container)
             await container.publisher.start()
             await container.webhook_worker.start()
+            # Before recovery: the turns it closes are announced, and the view counts them.
+            await container.monitoring.start()
             await recover_interrupted_executions(container.sessions, container.publisher)
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")
@@ -128,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         providers.router,
         events.router,
         webhooks.router,
+        monitoring.router,
+        traces.router,
     ):
         app.include_router(router)
     install_docs(app)

@@ -22,6 +22,8 @@ from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
+from chatter.services.monitoring import MonitoringService
+from chatter.services.traces import TraceService
 from chatter.services.webhooks import WebhookService
 from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
@@ -46,6 +48,8 @@ class Container:
     events: EventService
     webhooks: WebhookService
     webhook_worker: WebhookWorker
+    monitoring: MonitoringService
+    traces: TraceService
     redis: Redis | None = None
 
     @classmethod
@@ -93,12 +97,15 @@ class Container:
             events=EventService(bus, sessions, settings.events),
             webhooks=WebhookService(settings.webhooks),
             webhook_worker=WebhookWorker(sessions, bus, settings.webhooks),
+            monitoring=MonitoringService(bus, sessions, settings.monitoring),
+            traces=TraceService(publisher),
             redis=redis,
         )
 
     async def aclose(self) -> None:
         await self.chat.aclose()
         await self.webhook_worker.aclose()
+        await self.monitoring.aclose()
         await self.publisher.aclose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -49,6 +49,9 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1/webhooks/{webhook_id}"): {"401", "404", "503"},
     ("delete", "/api/v1/webhooks/{webhook_id}"): {"401", "404", "503"},
     ("get", "/api/v1/webhooks/{webhook_id}/deliveries"): {"400", "401", "404", "422", "503"},
+    ("get", "/api/v1/monitoring/workflows"): {"400", "401", "403", "422", "503"},
+    ("get", "/api/v1/monitoring/stats"): {"401", "403", "422", "503"},
+    ("get", "/api/v1/traces/{correlation_id}"): {"401", "404", "503"},
 }
 
 
