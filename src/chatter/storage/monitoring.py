@@ -202,7 +202,7 @@ async def window_stats(
         until=until,
         source="database",
         workflow_ops=await metrics_of(session, ops),
-        counts_by_status={status: count for status, count in counts.tuples()},
+        counts_by_status={status: count for status, count in counts},
         duration_ms=await _duration_percentiles(session, where, sample_limit),
         time_to_first_token_ms=await _ttft_percentiles(session, where, sample_limit),
         by_provider=await _groups(session, where, LLMCall.provider),
@@ -298,4 +298,4 @@ async def security_counts(
         )
         .group_by(Event.type)
     )
-    return {event_type: count for event_type, count in rows.tuples()}
+    return {event_type: count for event_type, count in rows}
