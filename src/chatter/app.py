@@ -21,7 +21,9 @@ from chatter.api.routers import (
     events,
     executions,
     health,
+    monitoring,
     providers,
+    traces,
     webhooks,
 )
 from chatter.container import Container
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await container.publisher.start()
             await container.webhook_worker.start()
             await container.analytics.start()
+            # Before recovery: the turns it closes are announced, and the view counts them.
+            await container.monitoring.start()
             await recover_interrupted_executions(container.sessions, container.publisher)
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")
@@ -132,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events.router,
         webhooks.router,
         analytics.router,
+        monitoring.router,
+        traces.router,
         dashboard.router,
     ):
         app.include_router(router)

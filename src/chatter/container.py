@@ -23,6 +23,8 @@ from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
+from chatter.services.monitoring import MonitoringService
+from chatter.services.traces import TraceService
 from chatter.services.webhooks import WebhookService
 from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
@@ -48,6 +50,8 @@ class Container:
     webhooks: WebhookService
     webhook_worker: WebhookWorker
     analytics: AnalyticsService
+    monitoring: MonitoringService
+    traces: TraceService
     redis: Redis | None = None
 
     @classmethod
@@ -96,6 +100,8 @@ class Container:
             webhooks=WebhookService(settings.webhooks),
             webhook_worker=WebhookWorker(sessions, bus, settings.webhooks),
             analytics=AnalyticsService(sessions, settings.analytics, conversations),
+            monitoring=MonitoringService(bus, sessions, settings.monitoring),
+            traces=TraceService(publisher),
             redis=redis,
         )
 
@@ -103,6 +109,7 @@ class Container:
         await self.chat.aclose()
         await self.analytics.aclose()
         await self.webhook_worker.aclose()
+        await self.monitoring.aclose()
         await self.publisher.aclose()
         if self.redis is not None:
             await self.redis.aclose()

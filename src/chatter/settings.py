@@ -116,6 +116,25 @@ class WebhookSettings(BaseModel):
     log_retention_days: float = Field(default=7, gt=0)
 
 
+class MonitoringSettings(BaseModel):
+    """The live monitoring view (`CHATTER_MONITORING__...`). Every bound here caps memory:
+    the view may run for months, so nothing in it grows with traffic."""
+
+    # Finished executions kept in memory (the live view's ring buffer).
+    recent_executions: int = Field(default=1000, ge=1, le=1_000_000)
+    # Executions in flight tracked at once; beyond it the oldest is dropped from the view.
+    max_in_flight: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Event ids remembered to drop the duplicates of at-least-once delivery.
+    dedupe_ids: int = Field(default=100_000, ge=100, le=10_000_000)
+    # Recent executions listed in a stats answer (`workflow_ops`).
+    stats_recent_ops: int = Field(default=50, ge=0, le=1000)
+    # Durations read from the database per stats answer to compute percentiles from
+    # (the newest ones of the window).
+    stats_sample_limit: int = Field(default=50_000, ge=100, le=1_000_000)
+    # The bus subscription's queue; an overflow is logged (the database stays complete).
+    queue_size: int = Field(default=10_000, ge=100, le=1_000_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHATTER_",
@@ -154,6 +173,7 @@ class Settings(BaseSettings):
     events: EventSettings = Field(default_factory=EventSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

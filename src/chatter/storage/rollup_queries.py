@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.storage.models import (
     ROLLUP_COUNTS,
@@ -104,7 +105,7 @@ def _sums(names: Sequence[str]) -> list[Any]:
 
 
 async def totals_by_currency(
-    session: Any, segments: Sequence[Segment], user_id: str | None
+    session: AsyncSession, segments: Sequence[Segment], user_id: str | None
 ) -> dict[str, dict[str, Any]]:
     """Every count summed over the range, per currency."""
     query = _scoped(
@@ -115,7 +116,7 @@ async def totals_by_currency(
 
 
 async def top(
-    session: Any,
+    session: AsyncSession,
     segments: Sequence[Segment],
     user_id: str | None,
     by: Sequence[str],
@@ -137,7 +138,9 @@ async def top(
     return [values_of(row._mapping) for row in await session.execute(query)]
 
 
-async def top_users(session: Any, segments: Sequence[Segment], limit: int) -> list[dict[str, Any]]:
+async def top_users(
+    session: AsyncSession, segments: Sequence[Segment], limit: int
+) -> list[dict[str, Any]]:
     rows = await top(session, segments, None, ("user_id",), limit)
     emails = dict(
         (
@@ -149,7 +152,7 @@ async def top_users(session: Any, segments: Sequence[Segment], limit: int) -> li
     return [{**row, "email": emails.get(row["user_id"])} for row in rows]
 
 
-async def active_users(session: Any, segments: Sequence[Segment]) -> int:
+async def active_users(session: AsyncSession, segments: Sequence[Segment]) -> int:
     query = select(func.count(func.distinct(usage_rollups.c.user_id))).where(
         _covered(segments), usage_rollups.c.executions > 0
     )
@@ -157,7 +160,7 @@ async def active_users(session: Any, segments: Sequence[Segment]) -> int:
 
 
 async def top_conversations(
-    session: Any, start: datetime, end: datetime, user_id: str | None, limit: int
+    session: AsyncSession, start: datetime, end: datetime, user_id: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """By day buckets: the days that [start, end) touches."""
     table = conversation_usage_days.c
@@ -182,7 +185,7 @@ async def top_conversations(
 
 
 async def series(
-    session: Any,
+    session: AsyncSession,
     granularity: str,
     start: datetime,
     end: datetime,

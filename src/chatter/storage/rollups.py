@@ -9,6 +9,7 @@ The live close and `chatter analytics rebuild` both turn rows into increments wi
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -272,9 +273,6 @@ def _row(key_names: Sequence[str], key: tuple[Any, ...], counts: Counts) -> dict
     return {**dict(zip(key_names, key, strict=True)), **counts.values, "cost": counts.cost}
 
 
-UPSERT_BATCH = 500
-
-
 async def _upsert(
     session: AsyncSession,
     table: Table,
@@ -284,20 +282,30 @@ async def _upsert(
 ) -> None:
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # Every row names every column, so one statement (one round trip) takes them all.
-    extra = [name for name in rows[0] if name not in (*key_names, *count_names, "cost")]
+    extra = tuple(name for name in rows[0] if name not in (*key_names, *count_names, "cost"))
+    statement = _upsert_statement(
+        session.get_bind().dialect.name, table, tuple(key_names), extra, tuple(count_names)
+    )
     names = (*key_names, *extra, *count_names, "cost")
-    full = [{name: row.get(name, 0) for name in names} for row in rows]
-    for start in range(0, len(full), UPSERT_BATCH):
-        statement = insert(table).values(full[start : start + UPSERT_BATCH])
-        increments = {
-            name: table.c[name] + statement.excluded[name] for name in (*count_names, "cost")
-        }
-        await session.execute(
-            statement.on_conflict_do_update(index_elements=list(key_names), set_=increments)
-        )
+    # One statement for every row (executemany): compiled once and cached, where a
+    # multi-row VALUES of a new length would be compiled anew on each close.
+    await session.execute(statement, [{name: row.get(name, 0) for name in names} for row in rows])
+
+
+@functools.cache
+def _upsert_statement(
+    dialect: str,
+    table: Table,
+    key_names: tuple[str, ...],
+    extra: tuple[str, ...],
+    count_names: tuple[str, ...],
+) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(
+        {name: bindparam(name) for name in (*key_names, *extra, *count_names, "cost")}
+    )
+    increments = {name: table.c[name] + statement.excluded[name] for name in (*count_names, "cost")}
+    return statement.on_conflict_do_update(index_elements=list(key_names), set_=increments)
 
 
 async def delete_minutes_before(session: AsyncSession, cutoff: datetime) -> int:
