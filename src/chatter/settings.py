@@ -106,6 +106,13 @@ class WebhookSettings(BaseModel):
     log_retention_days: float = Field(default=7, gt=0)
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus `/metrics` (`CHATTER_METRICS__...`)."""
+
+    # A bearer token a scraper may present instead of an admin's credentials.
+    scrape_token: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHATTER_",
@@ -143,6 +150,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
