@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from events_support import commit_events, event_for, make_admin
+from fastapi import FastAPI
 from metrics_support import Samples, scrape, total, value
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
