@@ -195,3 +195,21 @@ async def test_relayed_events_are_not_counted_again_and_the_backlog_is_visible(
     after = await scrape(client, SCRAPER)
     assert delta(after, before, "chatter_security_events_total", type="token_refused") == 0
     assert value(after, "chatter_outbox_backlog") < value(pending, "chatter_outbox_backlog")
+
+
+async def test_a_chat_stream_is_an_active_stream_until_it_ends(
+    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer
+) -> None:
+    fake.enqueue(FakeReply(content="streamed"))
+    stream_route = {"route": "/api/v1/chat/stream"}
+    before = await scrape(client, SCRAPER)
+    async with client.stream(
+        "POST", "/api/v1/chat/stream", json={"message": "hi", **OPENAI}, headers=alice.headers
+    ) as response:
+        assert response.status_code == 200
+        assert "event: done" in (await response.aread()).decode()
+    after = await scrape(client, SCRAPER)
+    assert ("chatter_active_streams", frozenset(stream_route.items())) in after
+    assert value(after, "chatter_active_streams", **stream_route) == 0
+    labels = {"method": "POST", "status": "200", **stream_route}
+    assert delta(after, before, "chatter_http_requests_total", **labels) == 1
