@@ -15,9 +15,11 @@ from opentelemetry.util.types import AttributeValue
 
 from chatter.domain.usage import Usage
 from chatter.observability import conventions as c
+from chatter.observability.logging import get_logger
 from chatter.services.chat_events import TurnClosed, TurnStarted
 from chatter.workflows.events import ModelCallRecord, ToolCallRecord
 
+log = get_logger("chatter.tracing")
 # The model is always called as a stream; a non-streaming turn drains the same stream.
 STREAMED = True
 
@@ -71,13 +73,17 @@ class TurnTrace:
             self._fail(closed.error.code)
 
     def end(self, calls: list[ModelCallRecord], tools: list[ToolCallRecord]) -> None:
-        """Record the call spans under the workflow span, then end it. Never raises."""
-        parent = trace.set_span_in_context(self._span)
-        for call in calls:
-            self._call_span(parent, call)
-        for tool in tools:
-            self._tool_span(parent, tool)
-        self._span.end()
+        """Record the call spans under the workflow span, then end it. Never raises: it
+        runs in the turn's last `finally`, which must still tell the caller the turn ended."""
+        try:
+            parent = trace.set_span_in_context(self._span)
+            for call in calls:
+                self._call_span(parent, call)
+            for tool in tools:
+                self._tool_span(parent, tool)
+            self._span.end()
+        except Exception:  # tracing is best effort; the turn is already recorded
+            log.exception("turn_trace_failed")
 
     def failed(self, error_type: str) -> None:
         self._fail(error_type)
