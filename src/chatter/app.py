@@ -21,14 +21,17 @@ from chatter.api.routers import (
     events,
     executions,
     health,
+    metrics,
     monitoring,
     providers,
     traces,
     webhooks,
 )
 from chatter.container import Container
+from chatter.observability.http_telemetry import RequestTelemetryMiddleware
 from chatter.observability.logging import configure_logging, get_logger
 from chatter.observability.request_context import RequestContextMiddleware
+from chatter.observability.telemetry import Telemetry
 from chatter.providers.tokens import count_tokens
 from chatter.services.recovery import recover_interrupted_executions
 from chatter.settings import Settings
@@ -82,13 +85,16 @@ def served_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None = None) -> FastAPI:
+    """`telemetry`: the app's metrics and tracer; by default from the environment
+    (`PROMETHEUS_MULTIPROC_DIR`, `OTEL_*`). Tests pass their own (an in-memory exporter)."""
     settings = settings or Settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    telemetry = telemetry or Telemetry.from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = Container.build(settings)
+        container = Container.build(settings, telemetry)
         try:
             await _check_migrated(container)
             await container.publisher.start()
@@ -106,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await container.aclose()
+            telemetry.tracing.flush()
+            telemetry.metrics.process_exited()
 
     app = FastAPI(
         title="Chatter",
@@ -125,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["X-Correlation-ID"],
         )
+    # Inside the correlation-id middleware (added last, so outermost): its log line and
+    # spans carry the request's correlation id.
+    app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry)
     app.add_middleware(RequestContextMiddleware)
     for router in (
         health.router,
@@ -139,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitoring.router,
         traces.router,
         dashboard.router,
+        metrics.router,
     ):
         app.include_router(router)
     install_docs(app)

@@ -12,6 +12,8 @@ from chatter.events.bus import EventBus, InProcessBus
 from chatter.events.publisher import EventPublisher
 from chatter.events.redis_bus import RedisStreamBus
 from chatter.events.webhook_worker import WebhookWorker
+from chatter.observability.call_log import log_model_calls
+from chatter.observability.telemetry import Telemetry
 from chatter.providers.pricing import Pricer
 from chatter.providers.registry import ProviderRegistry
 from chatter.services.accounts import AccountService
@@ -52,10 +54,12 @@ class Container:
     analytics: AnalyticsService
     monitoring: MonitoringService
     traces: TraceService
+    telemetry: Telemetry
     redis: Redis | None = None
 
     @classmethod
-    def build(cls, settings: Settings) -> Container:
+    def build(cls, settings: Settings, telemetry: Telemetry | None = None) -> Container:
+        telemetry = telemetry or Telemetry()
         engine = create_engine(
             settings.database_url, pool_timeout_s=settings.database_pool_timeout_s
         )
@@ -82,6 +86,9 @@ class Container:
             else InProcessBus()
         )
         publisher = EventPublisher(bus, sessions, settings.events)
+        # Metrics and the model-call log line follow the events this process commits.
+        publisher.add_listener(telemetry.metrics.observe_events)
+        publisher.add_listener(log_model_calls)
         conversations = ConversationService(publisher)
         return cls(
             settings=settings,
@@ -93,7 +100,15 @@ class Container:
             conversations=conversations,
             providers=providers,
             executor=executor,
-            chat=ChatService(sessions, providers, executor, settings.llm, publisher, conversations),
+            chat=ChatService(
+                sessions,
+                providers,
+                executor,
+                settings.llm,
+                publisher,
+                conversations,
+                telemetry.tracing.tracer,
+            ),
             executions=ExecutionService(publisher),
             publisher=publisher,
             events=EventService(bus, sessions, settings.events),
@@ -102,6 +117,7 @@ class Container:
             analytics=AnalyticsService(sessions, settings.analytics, conversations),
             monitoring=MonitoringService(bus, sessions, settings.monitoring),
             traces=TraceService(publisher),
+            telemetry=telemetry,
             redis=redis,
         )
 

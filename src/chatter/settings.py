@@ -135,6 +135,13 @@ class MonitoringSettings(BaseModel):
     queue_size: int = Field(default=10_000, ge=100, le=1_000_000)
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus `/metrics` (`CHATTER_METRICS__...`)."""
+
+    # A bearer token a scraper may present instead of an admin's credentials.
+    scrape_token: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHATTER_",
@@ -174,6 +181,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

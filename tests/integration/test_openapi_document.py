@@ -55,6 +55,7 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1/monitoring/workflows"): {"400", "401", "403", "422", "503"},
     ("get", "/api/v1/monitoring/stats"): {"401", "403", "422", "503"},
     ("get", "/api/v1/traces/{correlation_id}"): {"401", "404", "503"},
+    ("get", "/metrics"): {"401", "403", "503"},
 }
 
 

@@ -13,7 +13,7 @@ from chatter.container import Container
 from chatter.errors import Unauthorized
 from chatter.storage.models import User
 
-_bearer = HTTPBearer(auto_error=False, description="An access token or an API key.")
+bearer = HTTPBearer(auto_error=False, description="An access token or an API key.")
 
 
 def get_container(request: Request) -> Container:
@@ -41,10 +41,11 @@ CorrelationId = Annotated[str, Depends(get_correlation_id)]
 
 
 async def get_current_user(
+    request: Request,
     container: ContainerDep,
     session: SessionDep,
     correlation_id: CorrelationId,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
     # No bearer at all is an anonymous request, not a refused token: no event for it.
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -54,6 +55,8 @@ async def get_current_user(
     )
     # End the read transaction now: on SQLite it holds the write lock until it ends.
     await session.commit()
+    # For the request's log line (written by the telemetry middleware, after the response).
+    request.state.user_id = user.id
     return user
 
 

@@ -10,6 +10,7 @@ import uvicorn
 from chatter.cli.analytics import analytics_app
 from chatter.cli.chat import chat
 from chatter.cli.db import db_app
+from chatter.cli.metrics_dir import prepare_multiprocess_dir
 from chatter.cli.users import users_app
 from chatter.settings import Settings
 
@@ -37,6 +38,7 @@ def serve(
     # line) is where it listens, not the configured default.
     os.environ["CHATTER_HOST"] = host
     os.environ["CHATTER_PORT"] = str(port)
+    prepare_multiprocess_dir(workers, port)
     uvicorn.run(
         "chatter.app:create_app",
         factory=True,
@@ -44,6 +46,9 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        # The app logs one structured line per request itself (route, status, duration,
+        # correlation id, user): uvicorn's access line would only repeat it, unstructured.
+        access_log=False,
     )
 
 

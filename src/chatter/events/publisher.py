@@ -1,7 +1,12 @@
 """After commit: publish to the bus; a relay republishes what was committed but never marked
 published (a crash between commit and publish, a bus outage); old events are cleaned up.
 
-Delivery is at least once; subscribers deduplicate by event id."""
+Delivery is at least once; subscribers deduplicate by event id.
+
+Local listeners (metrics, logs) see each event exactly once, in the process that committed it:
+not through the bus, which with Redis brings every event to every worker (summed across
+workers, a bus subscriber would count each event once per worker), and not again when the
+relay republishes it."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from chatter.storage import outbox
 
 log = get_logger("chatter.events")
 RELAY_BATCH = 500
+EventListener = Callable[[Sequence[UnifiedEvent]], None]
 STOP_TIMEOUT_S = 30.0
 
 
@@ -37,10 +43,16 @@ class EventPublisher:
         self._unmarked: list[int] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._listeners: list[EventListener] = []
 
     @property
     def bus(self) -> EventBus:
         return self._bus
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call `listener` synchronously with the events this process commits, right after
+        each commit. It must be quick: it runs on the committing request's path."""
+        self._listeners.append(listener)
 
     async def commit(self, session: AsyncSession, events: Sequence[DomainEvent]) -> None:
         """Commit the session's changes with `events` written last (on PostgreSQL the
@@ -55,12 +67,20 @@ class EventPublisher:
         publish is retried by the relay from the table."""
         if not events:
             return
+        self._notify(events)
         try:
             await self._bus.publish(events)
         except Exception as exc:  # the bus is down: the relay will publish them
             log.warning("event_publish_failed", count=len(events), error=repr(exc))
             return
         self._unmarked.extend(event.id for event in events)
+
+    def _notify(self, events: Sequence[UnifiedEvent]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(events)
+            except Exception:  # observability must never fail what was already committed
+                log.exception("event_listener_failed", listener=repr(listener))
 
     async def start(self) -> None:
         await self._bus.start()

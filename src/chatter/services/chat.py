@@ -13,6 +13,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 import anyio
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.enums import (
@@ -30,6 +31,7 @@ from chatter.services.conversations import ConversationService
 from chatter.services.history import load_recent, to_langchain
 from chatter.services.turn_closing import Outcome, TurnCloser, TurnProgress
 from chatter.services.turn_events import turn_opened
+from chatter.services.turn_tracing import TurnTrace
 from chatter.settings import LLMSettings
 from chatter.storage import llm_calls
 from chatter.storage.messages import MessageDraft, append_messages
@@ -86,8 +88,10 @@ class ChatService:
         llm: LLMSettings,
         publisher: EventPublisher,
         conversations: ConversationService,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._sessions = sessions
+        self._tracer = tracer or trace.NoOpTracer()
         self._publisher = publisher
         self._conversations = conversations
         self._registry = registry
@@ -149,24 +153,42 @@ class ChatService:
         await self._guard.drain(timeout_s)
 
     async def _drive(self, turn: AdmittedTurn, emit: Callable[[TurnEvent | None], None]) -> None:
+        progress = TurnProgress(CallLedger(self._registry.pricer), turn.resolved)
+        spans = self._trace(turn)
         try:
-            progress = TurnProgress(CallLedger(self._registry.pricer), turn.resolved)
             try:
                 started, history = await self._open_uninterrupted(turn, progress)
             except ChatterError as exc:  # e.g. the conversation was deleted meanwhile
+                spans.failed(exc.code)
                 emit(TurnRefused(exc))
                 return
+            spans.opened(started)
             emit(started)
             try:
-                emit(await self._run_and_close(turn, started, history, progress, emit))
+                closed = await self._run_and_close(turn, started, history, progress, emit)
+                spans.closed(closed)
+                emit(closed)
             except Exception:  # the close itself failed; its fallback closed the execution
                 log.exception("turn_close_unrecorded", execution_id=started.execution.id)
+                spans.failed("internal_error")
                 emit(TurnRefused(InternalError(UNRECORDED)))
         except Exception:  # a bug or a database failure before the turn opened
             log.exception("turn_open_failed")
+            spans.failed("internal_error")
             emit(TurnRefused(InternalError("The turn could not be started.")))
         finally:
+            spans.end(progress.ledger.records, progress.tools)
             emit(None)
+
+    def _trace(self, turn: AdmittedTurn) -> TurnTrace:
+        return TurnTrace(
+            self._tracer,
+            workflow=turn.workflow,
+            provider=turn.resolved.provider,
+            model=turn.resolved.model,
+            correlation_id=turn.correlation_id,
+            conversation_id=turn.conversation.id if turn.conversation else None,
+        )
 
     async def _open_uninterrupted(
         self, turn: AdmittedTurn, progress: TurnProgress

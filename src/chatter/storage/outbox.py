@@ -128,6 +128,12 @@ async def last_event_id(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0)
 
 
+async def count_unpublished(session: AsyncSession) -> int:
+    """The backlog: committed events not yet marked published (ix_events_unpublished)."""
+    query = select(func.count()).select_from(Event).where(Event.published_at.is_(None))
+    return int(await session.scalar(query) or 0)
+
+
 async def claim_unpublished(
     session: AsyncSession, older_than: datetime, *, limit: int
 ) -> list[UnifiedEvent]:

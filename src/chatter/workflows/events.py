@@ -26,6 +26,10 @@ class ModelCallRecord:
     status: str  # LLMCallStatus
     error: str | None = None
     content: str = ""
+    response_model: str | None = None  # the model name the provider answered with
+    # Wall-clock start and end (ns since the epoch), for trace spans after the fact.
+    started_at_ns: int = 0
+    ended_at_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class ToolCallRecord:
     result: str
     status: str  # "succeeded" | "failed"
     latency_ms: int
+    started_at_ns: int = 0  # wall clock, ns since the epoch (trace spans)
+    ended_at_ns: int = 0
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ class OpenCall:
     resolved: ResolvedModel
     inputs: list[BaseMessage]
     started: float = field(default_factory=time.monotonic)
+    # Durations come from the monotonic clock; the wall clock only places the call in time.
+    started_at_ns: int = field(default_factory=time.time_ns)
     call_id: str = field(default_factory=new_id)
     first_token_at: float | None = None
     received: AIMessageChunk | None = None
@@ -141,9 +143,19 @@ class CallLedger:
             status=status.value,
             error=error,
             content=received.text if received is not None else "",
+            response_model=_response_model(received),
+            started_at_ns=call.started_at_ns,
+            ended_at_ns=call.started_at_ns + int((time.monotonic() - call.started) * 1e9),
         )
         self._closed.append(record)
         return record
+
+
+def _response_model(received: AIMessageChunk | None) -> str | None:
+    if received is None:
+        return None
+    name = received.response_metadata.get("model_name") or received.response_metadata.get("model")
+    return str(name) if name else None
 
 
 def finish_reason(message: AIMessage | AIMessageChunk) -> str | None:

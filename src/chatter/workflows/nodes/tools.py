@@ -39,6 +39,7 @@ async def tools_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
 
 async def _run_tool(tool: BaseTool | None, node: str, call: Any) -> ToolCallRecord:
     started = time.monotonic()
+    started_at_ns = time.time_ns()
     status = "succeeded"
     if tool is None:
         result, status = f"Error: unknown tool '{call['name']}'.", "failed"
@@ -55,6 +56,8 @@ async def _run_tool(tool: BaseTool | None, node: str, call: Any) -> ToolCallReco
         result=result,
         status=status,
         latency_ms=int((time.monotonic() - started) * 1000),
+        started_at_ns=started_at_ns,
+        ended_at_ns=started_at_ns + int((time.monotonic() - started) * 1e9),
     )
 
 
