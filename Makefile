@@ -36,8 +36,9 @@ lint: install
 fuzz: install
 	$(BIN)/python tests/fuzz/run.py $(FUZZ_ARGS)
 
+# `make bench BENCH=analytics` runs only the analytics benchmark (names: chat, analytics).
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -81,16 +81,21 @@ def covering_segments(start: datetime, end: datetime, minutes_from: datetime) ->
     return [segment for segment in segments if segment.start < segment.end]
 
 
-def _covered(segments: Sequence[Segment]) -> ColumnElement[bool]:
+def _covered(segments: Sequence[Segment], user_id: str | None) -> ColumnElement[bool]:
+    """One range per segment, the user (when scoped) inside each: every segment is then an
+    index range scan - (granularity, bucket, ...) or (user_id, granularity, bucket) -
+    instead of a filter over all of a user's rows since the beginning."""
     table = usage_rollups.c
-    clauses = [
-        and_(
+    clauses = []
+    for segment in segments:
+        terms = [
             table.granularity == segment.granularity,
             table.bucket >= segment.start,
             table.bucket < segment.end,
-        )
-        for segment in segments
-    ]
+        ]
+        if user_id is not None:
+            terms.insert(0, table.user_id == user_id)
+        clauses.append(and_(*terms))
     return or_(*clauses) if clauses else false()
 
 
@@ -108,10 +113,11 @@ async def totals_by_currency(
     session: AsyncSession, segments: Sequence[Segment], user_id: str | None
 ) -> dict[str, dict[str, Any]]:
     """Every count summed over the range, per currency."""
-    query = _scoped(
-        select(usage_rollups.c.currency, *_sums(ROLLUP_COUNTS)).where(_covered(segments)),
-        user_id,
-    ).group_by(usage_rollups.c.currency)
+    query = (
+        select(usage_rollups.c.currency, *_sums(ROLLUP_COUNTS))
+        .where(_covered(segments, user_id))
+        .group_by(usage_rollups.c.currency)
+    )
     return {row.currency: values_of(row._mapping) for row in await session.execute(query)}
 
 
@@ -125,10 +131,8 @@ async def top(
     """The keys `by` (columns of usage_rollups) that cost most, then used most tokens."""
     columns = [usage_rollups.c[name] for name in (*by, "currency")]
     query = (
-        _scoped(
-            select(*columns, *_sums(("requests", "total_tokens"))).where(_covered(segments)),
-            user_id,
-        )
+        select(*columns, *_sums(("requests", "total_tokens")))
+        .where(_covered(segments, user_id))
         .group_by(*columns)
         .order_by(
             func.sum(usage_rollups.c.cost).desc(), func.sum(usage_rollups.c.total_tokens).desc()
@@ -154,7 +158,7 @@ async def top_users(
 
 async def active_users(session: AsyncSession, segments: Sequence[Segment]) -> int:
     query = select(func.count(func.distinct(usage_rollups.c.user_id))).where(
-        _covered(segments), usage_rollups.c.executions > 0
+        _covered(segments, None), usage_rollups.c.executions > 0
     )
     return int(await session.scalar(query) or 0)
 

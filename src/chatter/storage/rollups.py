@@ -9,7 +9,6 @@ The live close and `chatter analytics rebuild` both turn rows into increments wi
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -282,30 +281,19 @@ async def _upsert(
 ) -> None:
     if not rows:
         return
-    extra = tuple(name for name in rows[0] if name not in (*key_names, *count_names, "cost"))
-    statement = _upsert_statement(
-        session.get_bind().dialect.name, table, tuple(key_names), extra, tuple(count_names)
-    )
-    names = (*key_names, *extra, *count_names, "cost")
-    # One statement for every row (executemany): compiled once and cached, where a
-    # multi-row VALUES of a new length would be compiled anew on each close.
-    await session.execute(statement, [{name: row.get(name, 0) for name in names} for row in rows])
-
-
-@functools.cache
-def _upsert_statement(
-    dialect: str,
-    table: Table,
-    key_names: tuple[str, ...],
-    extra: tuple[str, ...],
-    count_names: tuple[str, ...],
-) -> Any:
+    dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(
-        {name: bindparam(name) for name in (*key_names, *extra, *count_names, "cost")}
-    )
+    extra = [name for name in rows[0] if name not in (*key_names, *count_names, "cost")]
+    names = (*key_names, *extra, *count_names, "cost")
+    statement = insert(table)
     increments = {name: table.c[name] + statement.excluded[name] for name in (*count_names, "cost")}
-    return statement.on_conflict_do_update(index_elements=list(key_names), set_=increments)
+    # One statement executed for many rows: compiled once and cached, the rows sent in one
+    # batch. (A multi-row VALUES list would be compiled anew for every call: milliseconds
+    # per close, minutes per month rebuilt.)
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=list(key_names), set_=increments),
+        [{name: row.get(name, 0) for name in names} for row in rows],
+    )
 
 
 async def delete_minutes_before(session: AsyncSession, cutoff: datetime) -> int:
