@@ -165,7 +165,15 @@ async def test_a_chat_turn_shows_up_live_without_a_reload(
     await page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
     # Phone width: everything reflows into the viewport, no sideways scrolling.
     await page.set_viewport_size({"width": 390, "height": 844})
-    await page.wait_for_function("document.documentElement.scrollWidth <= window.innerWidth")
+    # Polled from here: wait_for_function would `eval` its predicate in the page, which the
+    # page's CSP (rightly) forbids.
+    for _ in range(50):
+        fits = "document.documentElement.scrollWidth <= window.innerWidth"
+        if await page.evaluate(fits):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the page scrolls sideways at phone width")
     await page.screenshot(path=str(SCREENSHOTS / "dashboard-phone.png"), full_page=True)
     assert watch.errors == []
     # Debounced by 250 ms; a generous bound for a shared 2-core machine.

@@ -223,6 +223,14 @@ async def test_users_see_only_their_own_and_admins_everyone(
     everyone = (await client.get(SUMMARY, headers=admin)).json()
     assert everyone["active_users"] >= 1
     assert carol.id in {user["user_id"] for user in everyone["top_users"]}
+    # Everyone's figures come from the table summed over users; by user, from per-user rows.
+    series = (await client.get(USAGE, params={"granularity": "day"}, headers=admin)).json()
+    per_user = await client.get(
+        USAGE, params={"granularity": "day", "group_by": "user"}, headers=admin
+    )
+    assert sum(p["total_tokens"] for p in series["points"]) == everyone["total_tokens"]
+    assert sum(p["total_tokens"] for p in per_user.json()["points"]) == everyone["total_tokens"]
+    assert carol.id in {p["user_id"] for p in per_user.json()["points"]}
     one = (await client.get(SUMMARY, params={"user_id": carol.id}, headers=admin)).json()
     mine = (await client.get(SUMMARY, headers=carol.headers)).json()
     assert one["total_tokens"] == mine["total_tokens"] > 0

@@ -395,6 +395,23 @@ usage_rollups = Table(
     Index("ix_usage_rollups_user_bucket", "user_id", "granularity", "bucket"),
 )
 
+# The same sums over every user: what admins read (totals, series, top models) is then a
+# few rows per bucket, not one per user.
+ROLLUP_ALL_KEY = tuple(name for name in ROLLUP_KEY if name != "user_id")
+usage_rollups_all = Table(
+    "usage_rollups_all",
+    Base.metadata,
+    Column("granularity", String(8), nullable=False),
+    Column("bucket", UTCDateTime(), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("workflow", String(64), nullable=False),
+    Column("currency", String(8), nullable=False),
+    *(_count(name) for name in ROLLUP_COUNTS),
+    Column("cost", Money(), server_default=text("0"), nullable=False),
+    PrimaryKeyConstraint(*ROLLUP_ALL_KEY, name="pk_usage_rollups_all"),
+)
+
 CONVERSATION_DAY_KEY = ("day", "conversation_id", "currency")
 CONVERSATION_DAY_COUNTS = ("requests", "total_tokens")
 # Per conversation and day: "the most expensive conversations" of a range without a scan.

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Table, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.storage.models import (
@@ -19,14 +19,15 @@ from chatter.storage.models import (
     User,
     conversation_usage_days,
     usage_rollups,
+    usage_rollups_all,
 )
 from chatter.storage.rollups import bucket_start, bucket_step
 
 GROUP_COLUMNS = {
-    "provider": usage_rollups.c.provider,
-    "model": usage_rollups.c.model,
-    "user": usage_rollups.c.user_id,
-    "workflow": usage_rollups.c.workflow,
+    "provider": "provider",
+    "model": "model",
+    "user": "user_id",
+    "workflow": "workflow",
 }
 SERIES_COUNTS = (
     "requests",
@@ -81,11 +82,19 @@ def covering_segments(start: datetime, end: datetime, minutes_from: datetime) ->
     return [segment for segment in segments if segment.start < segment.end]
 
 
-def _covered(segments: Sequence[Segment], user_id: str | None) -> ColumnElement[bool]:
+def _source(user_id: str | None, by_user: bool = False) -> Table:
+    """Everyone's figures come from the table summed over users (a few rows per bucket),
+    unless they are broken down by user."""
+    return usage_rollups_all if user_id is None and not by_user else usage_rollups
+
+
+def _covered(
+    segments: Sequence[Segment], user_id: str | None, source: Table
+) -> ColumnElement[bool]:
     """One range per segment, the user (when scoped) inside each: every segment is then an
     index range scan - (granularity, bucket, ...) or (user_id, granularity, bucket) -
     instead of a filter over all of a user's rows since the beginning."""
-    table = usage_rollups.c
+    table = source.c
     clauses = []
     for segment in segments:
         terms = [
@@ -99,13 +108,9 @@ def _covered(segments: Sequence[Segment], user_id: str | None) -> ColumnElement[
     return or_(*clauses) if clauses else false()
 
 
-def _scoped(query: Select[Any], user_id: str | None) -> Select[Any]:
-    return query if user_id is None else query.where(usage_rollups.c.user_id == user_id)
-
-
-def _sums(names: Sequence[str]) -> list[Any]:
-    return [func.coalesce(func.sum(usage_rollups.c[name]), 0).label(name) for name in names] + [
-        func.coalesce(func.sum(usage_rollups.c.cost), 0).label("cost")
+def _sums(names: Sequence[str], source: Table) -> list[Any]:
+    return [func.coalesce(func.sum(source.c[name]), 0).label(name) for name in names] + [
+        func.coalesce(func.sum(source.c.cost), 0).label("cost")
     ]
 
 
@@ -113,10 +118,11 @@ async def totals_by_currency(
     session: AsyncSession, segments: Sequence[Segment], user_id: str | None
 ) -> dict[str, dict[str, Any]]:
     """Every count summed over the range, per currency."""
+    source = _source(user_id)
     query = (
-        select(usage_rollups.c.currency, *_sums(ROLLUP_COUNTS))
-        .where(_covered(segments, user_id))
-        .group_by(usage_rollups.c.currency)
+        select(source.c.currency, *_sums(ROLLUP_COUNTS, source))
+        .where(_covered(segments, user_id, source))
+        .group_by(source.c.currency)
     )
     return {row.currency: values_of(row._mapping) for row in await session.execute(query)}
 
@@ -129,14 +135,13 @@ async def top(
     limit: int,
 ) -> list[dict[str, Any]]:
     """The keys `by` (columns of usage_rollups) that cost most, then used most tokens."""
-    columns = [usage_rollups.c[name] for name in (*by, "currency")]
+    source = _source(user_id, by_user="user_id" in by)
+    columns = [source.c[name] for name in (*by, "currency")]
     query = (
-        select(*columns, *_sums(("requests", "total_tokens")))
-        .where(_covered(segments, user_id))
+        select(*columns, *_sums(("requests", "total_tokens"), source))
+        .where(_covered(segments, user_id, source))
         .group_by(*columns)
-        .order_by(
-            func.sum(usage_rollups.c.cost).desc(), func.sum(usage_rollups.c.total_tokens).desc()
-        )
+        .order_by(func.sum(source.c.cost).desc(), func.sum(source.c.total_tokens).desc())
         .limit(limit)
     )
     return [values_of(row._mapping) for row in await session.execute(query)]
@@ -158,7 +163,7 @@ async def top_users(
 
 async def active_users(session: AsyncSession, segments: Sequence[Segment]) -> int:
     query = select(func.count(func.distinct(usage_rollups.c.user_id))).where(
-        _covered(segments, None), usage_rollups.c.executions > 0
+        _covered(segments, None, usage_rollups), usage_rollups.c.executions > 0
     )
     return int(await session.scalar(query) or 0)
 
@@ -196,16 +201,16 @@ async def series(
     group_by: Sequence[str],
     user_id: str | None,
 ) -> list[dict[str, Any]]:
-    groups = [GROUP_COLUMNS[name].label(name) for name in group_by]
-    keys = [usage_rollups.c.bucket, *groups, usage_rollups.c.currency]
-    query = _scoped(
-        select(*keys, *_sums(SERIES_COUNTS)).where(
-            usage_rollups.c.granularity == granularity,
-            usage_rollups.c.bucket >= bucket_start(start, granularity),
-            usage_rollups.c.bucket < end,
-        ),
-        user_id,
+    source = _source(user_id, by_user="user" in group_by)
+    groups = [source.c[GROUP_COLUMNS[name]].label(name) for name in group_by]
+    keys = [source.c.bucket, *groups, source.c.currency]
+    query = select(*keys, *_sums(SERIES_COUNTS, source)).where(
+        source.c.granularity == granularity,
+        source.c.bucket >= bucket_start(start, granularity),
+        source.c.bucket < end,
     )
+    if user_id is not None:
+        query = query.where(source.c.user_id == user_id)
     query = query.group_by(*keys).order_by(*keys)
     return [values_of(row._mapping) for row in await session.execute(query)]
 

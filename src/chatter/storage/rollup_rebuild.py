@@ -17,11 +17,13 @@ from chatter.storage import rollups
 from chatter.storage.models import (
     CONVERSATION_DAY_COUNTS,
     CONVERSATION_DAY_KEY,
+    ROLLUP_ALL_KEY,
     ROLLUP_COUNTS,
     ROLLUP_KEY,
     WorkflowExecution,
     conversation_usage_days,
     usage_rollups,
+    usage_rollups_all,
 )
 
 BATCH = 2000  # executions read per query
@@ -109,12 +111,14 @@ async def rebuild_day(session: AsyncSession, day: datetime, minutes_from: dateti
     none is lost or counted twice. Returns the executions rolled up. The caller commits."""
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(
-            text("LOCK TABLE usage_rollups, conversation_usage_days IN SHARE ROW EXCLUSIVE MODE")
+            text(
+                "LOCK TABLE usage_rollups, usage_rollups_all, conversation_usage_days"
+                " IN SHARE ROW EXCLUSIVE MODE"
+            )
         )
     end = day + timedelta(days=1)
-    await session.execute(
-        delete(usage_rollups).where(usage_rollups.c.bucket >= day, usage_rollups.c.bucket < end)
-    )
+    for table in (usage_rollups, usage_rollups_all):
+        await session.execute(delete(table).where(table.c.bucket >= day, table.c.bucket < end))
     await session.execute(
         delete(conversation_usage_days).where(
             conversation_usage_days.c.day >= day, conversation_usage_days.c.day < end
@@ -135,6 +139,14 @@ async def compare(
         "usage_rollups",
         await _stored(session, usage_rollups, ROLLUP_KEY, ROLLUP_COUNTS, since, minutes_from),
         expected.rollups,
+        ROLLUP_COUNTS,
+    )
+    differences += _diff(
+        "usage_rollups_all",
+        await _stored(
+            session, usage_rollups_all, ROLLUP_ALL_KEY, ROLLUP_COUNTS, since, minutes_from
+        ),
+        expected.everyone(),
         ROLLUP_COUNTS,
     )
     differences += _diff(
@@ -161,9 +173,10 @@ async def _stored(
     since: datetime,
     minutes_from: datetime,
 ) -> dict[tuple[Any, ...], rollups.Counts]:
-    time_column = table.c[key_names[1]] if table is usage_rollups else table.c[key_names[0]]
+    rollup = "granularity" in table.c
+    time_column = table.c.bucket if rollup else table.c.day
     query = select(table).where(time_column >= since)
-    if table is usage_rollups:
+    if rollup:
         query = query.where((table.c.granularity != "minute") | (table.c.bucket >= minutes_from))
     stored: dict[tuple[Any, ...], rollups.Counts] = {}
     for row in await session.execute(query):

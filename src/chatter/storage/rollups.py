@@ -25,6 +25,7 @@ from chatter.domain.histogram import bucket_of
 from chatter.storage.models import (
     CONVERSATION_DAY_COUNTS,
     CONVERSATION_DAY_KEY,
+    ROLLUP_ALL_KEY,
     ROLLUP_COUNTS,
     ROLLUP_KEY,
     LLMCall,
@@ -32,6 +33,7 @@ from chatter.storage.models import (
     WorkflowExecution,
     conversation_usage_days,
     usage_rollups,
+    usage_rollups_all,
 )
 
 GRANULARITIES = ("minute", "hour", "day")
@@ -144,6 +146,13 @@ class Deltas:
                 currency,
             )
             self.rollups[row_key].add(counts)
+
+    def everyone(self) -> dict[tuple[Any, ...], Counts]:
+        """The rollups summed over users: the rows of `usage_rollups_all`."""
+        summed: dict[tuple[Any, ...], Counts] = defaultdict(Counts)
+        for key, counts in self.rollups.items():
+            summed[key[:2] + key[3:]].add(counts)
+        return summed
 
     def totals(self) -> Counts:
         """Everything in one granularity (each execution is in all three)."""
@@ -258,7 +267,12 @@ async def write_deltas(session: AsyncSession, deltas: Deltas) -> None:
         {**_row(CONVERSATION_DAY_KEY, key, counts), "user_id": deltas.conversation_users[key[1]]}
         for key, counts in sorted(deltas.conversations.items())
     ]
+    everyone_rows = [
+        _row(ROLLUP_ALL_KEY, key, counts) for key, counts in sorted(deltas.everyone().items())
+    ]
+    # Always this table order too: per-user rows, everyone's, then the conversations'.
     await _upsert(session, usage_rollups, ROLLUP_KEY, ROLLUP_COUNTS, rollup_rows)
+    await _upsert(session, usage_rollups_all, ROLLUP_ALL_KEY, ROLLUP_COUNTS, everyone_rows)
     await _upsert(
         session,
         conversation_usage_days,
@@ -297,12 +311,13 @@ async def _upsert(
 
 
 async def delete_minutes_before(session: AsyncSession, cutoff: datetime) -> int:
-    result = await session.execute(
-        delete(usage_rollups).where(
-            usage_rollups.c.granularity == "minute", usage_rollups.c.bucket < cutoff
+    deleted = 0
+    for table in (usage_rollups, usage_rollups_all):
+        result = await session.execute(
+            delete(table).where(table.c.granularity == "minute", table.c.bucket < cutoff)
         )
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return deleted
 
 
 async def delete_conversation(session: AsyncSession, conversation_id: str) -> None:

@@ -113,6 +113,74 @@ def upgrade() -> None:
             name="pk_usage_rollups",
         ),
     )
+    op.create_table(
+        "usage_rollups_all",
+        sa.Column("granularity", sa.String(length=8), nullable=False),
+        sa.Column("bucket", chatter.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("provider", sa.String(length=64), nullable=False),
+        sa.Column("model", sa.String(length=128), nullable=False),
+        sa.Column("workflow", sa.String(length=64), nullable=False),
+        sa.Column("currency", sa.String(length=8), nullable=False),
+        sa.Column("requests", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("call_errors", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("executions", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("errors", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("cancelled", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("prompt_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column(
+            "completion_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False
+        ),
+        sa.Column("cached_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("reasoning_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("total_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column(
+            "unknown_price_calls", sa.BigInteger(), server_default=sa.text("0"), nullable=False
+        ),
+        sa.Column("estimated_calls", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("tool_calls", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_ms_sum", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_count", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_ms_sum", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h0", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h1", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h2", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h3", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h4", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h5", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h6", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h7", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h8", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h9", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h10", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("latency_h11", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h0", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h1", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h2", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h3", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h4", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h5", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h6", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h7", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h8", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h9", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h10", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ttft_h11", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column(
+            "cost",
+            chatter.storage.types.Money(precision=28, scale=10),
+            server_default=sa.text("0"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint(
+            "granularity",
+            "bucket",
+            "provider",
+            "model",
+            "workflow",
+            "currency",
+            name="pk_usage_rollups_all",
+        ),
+    )
     with op.batch_alter_table("usage_rollups", schema=None) as batch_op:
         batch_op.create_index(
             "ix_usage_rollups_user_bucket", ["user_id", "granularity", "bucket"], unique=False
@@ -137,6 +205,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_usage_rollups_user_bucket")
 
     op.drop_table("usage_rollups")
+    op.drop_table("usage_rollups_all")
     with op.batch_alter_table("conversation_usage_days", schema=None) as batch_op:
         batch_op.drop_index("ix_conversation_usage_days_user_day")
 
