@@ -94,8 +94,8 @@ class AnalyticsService:
             "active_users": None,
         }
         if user.role == UserRole.ADMIN.value and scope is None:
-            summary["top_users"] = await rollup_queries.top_users(session, segments, top_n)
-            summary["active_users"] = await rollup_queries.active_users(session, segments)
+            top_users, active = await rollup_queries.users(session, segments, top_n)
+            summary["top_users"], summary["active_users"] = top_users, active
         await session.commit()
         return summary
 

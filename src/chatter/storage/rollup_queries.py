@@ -147,25 +147,30 @@ async def top(
     return [values_of(row._mapping) for row in await session.execute(query)]
 
 
-async def top_users(
+async def users(
     session: AsyncSession, segments: Sequence[Segment], limit: int
-) -> list[dict[str, Any]]:
-    rows = await top(session, segments, None, ("user_id",), limit)
+) -> tuple[list[dict[str, Any]], int]:
+    """The users who spent most (with their email), and how many users ran anything: one
+    pass over the per-user rows of the range."""
+    table = usage_rollups
+    columns = [table.c.user_id, table.c.currency]
+    query = (
+        select(*columns, *_sums(("requests", "total_tokens", "executions"), table))
+        .where(_covered(segments, None, table))
+        .group_by(*columns)
+    )
+    rows = [values_of(row._mapping) for row in await session.execute(query)]
+    active = len({row["user_id"] for row in rows if row["executions"]})
+    rows.sort(key=lambda row: (row["cost"], row["total_tokens"]), reverse=True)
+    top = rows[:limit]
     emails = dict(
         (
             await session.execute(
-                select(User.id, User.email).where(User.id.in_([r["user_id"] for r in rows]))
+                select(User.id, User.email).where(User.id.in_([r["user_id"] for r in top]))
             )
         ).all()
     )
-    return [{**row, "email": emails.get(row["user_id"])} for row in rows]
-
-
-async def active_users(session: AsyncSession, segments: Sequence[Segment]) -> int:
-    query = select(func.count(func.distinct(usage_rollups.c.user_id))).where(
-        _covered(segments, None, usage_rollups), usage_rollups.c.executions > 0
-    )
-    return int(await session.scalar(query) or 0)
+    return [{**row, "email": emails.get(row["user_id"])} for row in top], active
 
 
 async def top_conversations(
