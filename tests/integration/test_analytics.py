@@ -255,6 +255,10 @@ async def test_users_see_only_their_own_and_admins_everyone(
         (USAGE, {"granularity": "second"}, "granularity"),
         (USAGE, {"granularity": "minute", "start": "2026-01-01T00:00:00Z"}, "coarser"),
         (USAGE, {"start": "yesterday"}, ""),
+        (SUMMARY, {"end": "9999-12-31T23:59:59"}, "between"),
+        (SUMMARY, {"start": "0001-01-01T00:00:00+01:00"}, "between"),
+        (USAGE, {"end": "0001-01-01T10:00:00"}, "between"),
+        (USAGE, {"granularity": "day", "start": "1900-01-01T00:00:00Z"}, "between"),
     ],
 )
 async def test_bad_ranges_and_keys_are_422(

@@ -31,6 +31,7 @@ GROUP_KEYS = tuple(rollup_queries.GROUP_COLUMNS)
 # The longest range each granularity answers: enough points for a chart, never millions.
 MAX_RANGE = {"minute": timedelta(hours=48), "hour": timedelta(days=93), "day": timedelta(days=3660)}
 ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 TOKEN_NAMES = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
 
 
@@ -122,7 +123,7 @@ class AnalyticsService:
                 f"Unknown group_by keys: {', '.join(unknown)}; use {', '.join(GROUP_KEYS)}.",
                 details={"unknown": unknown, "allowed": list(GROUP_KEYS)},
             )
-        end = end or utcnow()
+        end = _aware(end or utcnow())
         period = _range(start or end - timedelta(hours=24), end, granularity)
         points = await rollup_queries.series(
             session, granularity, period.start, period.end, list(dict.fromkeys(group_by)), scope
@@ -290,8 +291,18 @@ def _range(start: datetime, end: datetime, granularity: str | None) -> Range:
 
 
 def _aware(moment: datetime) -> datetime:
-    """Naive times are read as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """Naive times are read as UTC. Times outside 1970-9000 are refused: nothing is
+    recorded there, and bucket arithmetic near year 9999 would overflow."""
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        moment = datetime.max.replace(tzinfo=UTC)  # not representable in UTC: refused below
+    if not ALL_TIME <= moment <= LATEST:
+        raise Unprocessable(
+            "Times must lie between 1970-01-01 and 9000-01-01 (UTC).",
+            details={"time": moment.isoformat(), "earliest": ALL_TIME.isoformat()},
+        )
+    return moment
 
 
 def _merge_counts(rows: Any) -> dict[str, int]:

@@ -11,7 +11,7 @@ from chatter.domain.events import DomainEvent
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.services.turn_events import turn_closed
-from chatter.storage import executions
+from chatter.storage import executions, rollups
 from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, WorkflowExecution
 
@@ -47,17 +47,14 @@ async def _recover(session: AsyncSession, execution_id: str) -> list[DomainEvent
     execution = await session.get(WorkflowExecution, execution_id)
     if execution is None:
         return []
-    rolled_up = await executions.finish_execution(
-        session, execution, ExecutionStatus.FAILED, REASON
-    )
-    if rolled_up is None:
+    closed = await executions.finish_execution(session, execution, ExecutionStatus.FAILED, REASON)
+    if closed is None:
         return []
     conversation = None
     messages = []
     if execution.conversation_id is not None:
         conversation = await session.get(Conversation, execution.conversation_id)
     if conversation is not None:
-        _, usage = await executions.recorded_usage(session, execution_id)
         messages = await append_messages(
             session,
             conversation.id,
@@ -66,7 +63,7 @@ async def _recover(session: AsyncSession, execution_id: str) -> list[DomainEvent
                     MessageRole.ASSISTANT,
                     "",
                     MessageStatus.ERROR,
-                    usage=usage,
+                    usage=closed.usage,
                     fields={
                         "error": REASON,
                         "correlation_id": execution.correlation_id,
@@ -77,4 +74,5 @@ async def _recover(session: AsyncSession, execution_id: str) -> list[DomainEvent
         )
         await session.refresh(conversation)
     await session.refresh(execution)
-    return turn_closed(execution, messages, conversation, None, rolled_up)
+    await rollups.record_completion(session, closed.rollup)
+    return turn_closed(execution, messages, conversation, None, closed.rollup)

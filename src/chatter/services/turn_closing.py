@@ -19,7 +19,7 @@ from chatter.providers.registry import ResolvedModel
 from chatter.services.chat_events import TurnClosed, TurnStarted
 from chatter.services.completion import CompletionGuard
 from chatter.services.turn_events import execution_finished, turn_closed
-from chatter.storage import executions, llm_calls
+from chatter.storage import executions, llm_calls, rollups
 from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, LLMCall, Message, WorkflowExecution
 from chatter.workflows.events import ModelCallRecord, ToolCallRecord
@@ -97,10 +97,10 @@ class TurnCloser:
             unrecorded = [record for record in records if record.call_id not in stored]
             tools = progress.tools[progress.tools_recorded :]
             events = await llm_calls.record_calls(session, started.execution, unrecorded, tools)
-            rolled_up = await executions.finish_execution(
+            closed = await executions.finish_execution(
                 session, started.execution, outcome.status, outcome.reason
             )
-            if rolled_up is not None:
+            if closed is not None:
                 drafts = _closing_messages(started, progress, records, outcome)
                 messages = await append_messages(session, started.conversation.id, drafts)
             else:
@@ -112,8 +112,11 @@ class TurnCloser:
             # conversation is deleted the moment after.
             conversation = await _reload(session, Conversation, started.conversation.id)
             execution = await _reload(session, WorkflowExecution, execution_id)
-            if rolled_up is not None:
-                events += turn_closed(execution, messages, conversation, outcome.error, rolled_up)
+            if closed is not None:
+                events += turn_closed(
+                    execution, messages, conversation, outcome.error, closed.rollup
+                )
+                await rollups.record_completion(session, closed.rollup)
             await self._publisher.commit(session, events)
         log.info("turn_closed", execution_id=execution_id, status=outcome.status.value)
         return TurnClosed(
@@ -130,12 +133,13 @@ class TurnCloser:
         try:
             async with self._sessions() as session:
                 events = []
-                rolled_up = await executions.finish_execution(
+                closed = await executions.finish_execution(
                     session, execution, ExecutionStatus.FAILED, reason
                 )
-                if rolled_up is not None:
-                    closed = await _reload(session, WorkflowExecution, execution.id)
-                    events = execution_finished(closed, None, rolled_up)
+                if closed is not None:
+                    row = await _reload(session, WorkflowExecution, execution.id)
+                    events = execution_finished(row, None, closed.rollup)
+                    await rollups.record_completion(session, closed.rollup)
                 await self._publisher.commit(session, events)
         except Exception:  # the database itself is gone: startup recovery will close it
             log.exception("turn_close_fallback_failed", execution_id=execution.id)

@@ -1,11 +1,13 @@
-"""Closing an execution with totals summed, in SQL, from its LLM-call rows, and rolling it
-up for analytics in the same transaction - the only way an execution is closed."""
+"""Closing an execution: its totals and its analytics increments from one read of its
+LLM-call rows - the only way an execution is closed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.clock import utcnow
@@ -13,7 +15,19 @@ from chatter.domain.enums import ExecutionStatus, UsageSource
 from chatter.domain.usage import TokenCounts, Usage
 from chatter.storage import rollups
 from chatter.storage.columns import fit
-from chatter.storage.models import LLMCall, WorkflowExecution
+from chatter.storage.models import WorkflowExecution
+
+
+@dataclass(frozen=True)
+class Closed:
+    """What closing an execution decided: its usage (the sum of its calls) and its analytics
+    increments. The caller writes `rollup` with `rollups.write_deltas` in the same
+    transaction, as its last write before the outbox: the rows of everyone's rollups are
+    shared by every turn, so they are locked as late, and held as briefly, as possible."""
+
+    call_count: int
+    usage: Usage
+    rollup: rollups.Deltas
 
 
 async def finish_execution(
@@ -21,15 +35,16 @@ async def finish_execution(
     execution: WorkflowExecution,
     status: ExecutionStatus,
     error: str | None,
-) -> rollups.Deltas | None:
-    """Close a running execution with totals summed from its LLM call rows, in SQL, and
-    add it to the analytics rollups. Returns what was rolled up, or None when it was not
-    running any more.
+) -> Closed | None:
+    """Close a running execution with totals summed from its LLM call rows; None when it
+    was not running any more.
 
     Guarded on `status = 'running'`, so closing twice (a crash recovery racing a late
-    close) changes nothing the second time.
+    close) changes nothing the second time. The totals and the rollup increments come
+    from one read of the call rows, so they cannot disagree.
     """
-    count, usage = await recorded_usage(session, execution.id)
+    calls = (await rollups.calls_of(session, [execution.id])).get(execution.id, [])
+    usage = usage_of(calls)
     now = utcnow()
     result = await session.execute(
         update(WorkflowExecution)
@@ -41,7 +56,7 @@ async def finish_execution(
             status=status.value,
             finished_at=now,
             duration_ms=int((now - execution.started_at).total_seconds() * 1000),
-            llm_call_count=count,
+            llm_call_count=len(calls),
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens,
@@ -65,30 +80,25 @@ async def finish_execution(
         model=execution.model,
         tool_calls=(await rollups.tool_counts(session, [execution.id])).get(execution.id, 0),
     )
-    return await rollups.record_completion(session, facts)
+    rollup = rollups.Deltas()
+    rollup.add_execution(facts, calls)
+    return Closed(len(calls), usage, rollup)
 
 
-async def recorded_usage(session: AsyncSession, execution_id: str) -> tuple[int, Usage]:
-    """How many LLM call rows an execution has, and the sum of their usage, in SQL."""
-    row = (
-        await session.execute(
-            select(
-                func.count(LLMCall.id),
-                func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
-                func.coalesce(func.sum(LLMCall.completion_tokens), 0),
-                func.coalesce(func.sum(LLMCall.cached_tokens), 0),
-                func.coalesce(func.sum(LLMCall.reasoning_tokens), 0),
-                func.sum(LLMCall.cost),
-                func.count(LLMCall.id).filter(LLMCall.usage_source == "estimated"),
-                func.count(LLMCall.id).filter(LLMCall.cost_known.is_(False)),
-            ).where(LLMCall.execution_id == execution_id)
-        )
-    ).one()
-    count, prompt, completion, cached, reasoning, cost, estimated, unknown = row
-    usage = Usage(
-        tokens=TokenCounts(prompt, completion, cached, reasoning),
-        cost=cost if cost is not None else Decimal(0),
-        cost_known=unknown == 0,
-        source=UsageSource.ESTIMATED if estimated else UsageSource.PROVIDER,
+def usage_of(calls: Sequence[rollups.CallFacts]) -> Usage:
+    """The exact sum of the calls' usage (Decimal costs, so no rounding)."""
+    return Usage(
+        tokens=TokenCounts(
+            sum(call.prompt_tokens for call in calls),
+            sum(call.completion_tokens for call in calls),
+            sum(call.cached_tokens for call in calls),
+            sum(call.reasoning_tokens for call in calls),
+        ),
+        cost=sum((call.cost for call in calls), Decimal(0)),
+        cost_known=all(call.cost_known for call in calls),
+        source=(
+            UsageSource.ESTIMATED
+            if any(call.usage_source == UsageSource.ESTIMATED.value for call in calls)
+            else UsageSource.PROVIDER
+        ),
     )
-    return count, usage

@@ -247,13 +247,10 @@ def facts_of(execution: WorkflowExecution, tool_calls: int) -> ExecutionFacts:
     )
 
 
-async def record_completion(session: AsyncSession, execution: ExecutionFacts) -> Deltas:
-    """Roll up one execution the moment it is closed, in the closing transaction."""
-    calls = await calls_of(session, [execution.execution_id])
-    deltas = Deltas()
-    deltas.add_execution(execution, calls.get(execution.execution_id, []))
-    await write_deltas(session, deltas)
-    return deltas
+async def record_completion(session: AsyncSession, rollup: Deltas) -> None:
+    """Add a closed execution to the rollups (`executions.finish_execution` made `rollup`),
+    in the closing transaction, as its last write before the outbox."""
+    await write_deltas(session, rollup)
 
 
 # --- writing: atomic upserts with increments -----------------------------------------------
