@@ -57,6 +57,10 @@ class ChatterMetrics:
     def __init__(self, *, multiprocess_dir: str | None = None) -> None:
         self.registry = CollectorRegistry()
         self.multiprocess_dir = multiprocess_dir
+        # Model and tool names come from users and models: past a bound, new ones are
+        # counted under "other", so a stream of made-up names cannot grow memory for ever.
+        self._models = _BoundedLabels(MAX_MODEL_LABELS)
+        self._tools = _BoundedLabels(MAX_TOOL_LABELS)
         self._define(self.registry)
 
     def _define(self, registry: CollectorRegistry) -> None:
@@ -131,16 +135,15 @@ class ChatterMetrics:
             if event.type is EventType.LLM_CALL_COMPLETED:
                 self._model_call(event.data)
             elif event.type is EventType.TOOL_CALLED:
-                self.tool_calls.labels(
-                    _label(event.data.get("name")), _label(event.data.get("status"))
-                ).inc()
+                tool = self._tools.one(_label(event.data.get("name")))
+                self.tool_calls.labels(tool, _label(event.data.get("status"))).inc()
             elif event.type in _WORKFLOW_CLOSED:
                 self._workflow_closed(event.data)
             elif event.category is EventCategory.SECURITY:
                 self.security_events.labels(event.type.value).inc()
 
     def _model_call(self, data: dict[str, Any]) -> None:
-        provider, model = _label(data.get("provider")), _label(data.get("model"))
+        provider, model = self._models.pair(_label(data.get("provider")), _label(data.get("model")))
         self.llm_requests.labels(provider, model, _label(data.get("status"))).inc()
         for kind, field in TOKEN_KINDS.items():
             self.llm_tokens.labels(provider, model, kind).inc(int(data.get(field) or 0))
@@ -196,6 +199,31 @@ class _Fixed(Collector):
 
     def collect(self) -> Iterator[Metric]:
         return iter(self._families)
+
+
+MAX_MODEL_LABELS = 500  # distinct provider/model pairs labelled by name
+MAX_TOOL_LABELS = 200
+OTHER = "other"
+
+
+class _BoundedLabels:
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[tuple[str, ...]] = set()
+
+    def _admit(self, key: tuple[str, ...]) -> bool:
+        if key in self._seen:
+            return True
+        if len(self._seen) < self._limit:
+            self._seen.add(key)
+            return True
+        return False
+
+    def pair(self, provider: str, model: str) -> tuple[str, str]:
+        return (provider, model) if self._admit((provider, model)) else (provider, OTHER)
+
+    def one(self, name: str) -> str:
+        return name if self._admit((name,)) else OTHER
 
 
 def _label(value: object) -> str:

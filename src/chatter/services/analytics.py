@@ -30,6 +30,7 @@ GRANULARITIES = ("minute", "hour", "day")
 GROUP_KEYS = tuple(rollup_queries.GROUP_COLUMNS)
 # The longest range each granularity answers: enough points for a chart, never millions.
 MAX_RANGE = {"minute": timedelta(hours=48), "hour": timedelta(days=93), "day": timedelta(days=3660)}
+MAX_POINTS = 10_000  # per series answer: a chart's worth, never the whole table
 ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 TOKEN_NAMES = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
@@ -126,8 +127,20 @@ class AnalyticsService:
         end = _aware(end or utcnow())
         period = _range(start or end - timedelta(hours=24), end, granularity)
         points = await rollup_queries.series(
-            session, granularity, period.start, period.end, list(dict.fromkeys(group_by)), scope
+            session,
+            granularity,
+            period.start,
+            period.end,
+            list(dict.fromkeys(group_by)),
+            scope,
+            MAX_POINTS + 1,
         )
+        if len(points) > MAX_POINTS:
+            raise Unprocessable(
+                f"More than {MAX_POINTS} points: narrow the range, use a coarser granularity "
+                "or fewer group_by keys.",
+                details={"max_points": MAX_POINTS},
+            )
         await session.commit()
         for point in points:
             if "user" in point:

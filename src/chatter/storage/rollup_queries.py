@@ -205,6 +205,7 @@ async def series(
     end: datetime,
     group_by: Sequence[str],
     user_id: str | None,
+    limit: int,
 ) -> list[dict[str, Any]]:
     source = _source(user_id, by_user="user" in group_by)
     groups = [source.c[GROUP_COLUMNS[name]].label(name) for name in group_by]
@@ -216,7 +217,7 @@ async def series(
     )
     if user_id is not None:
         query = query.where(source.c.user_id == user_id)
-    query = query.group_by(*keys).order_by(*keys)
+    query = query.group_by(*keys).order_by(*keys).limit(limit)
     return [values_of(row._mapping) for row in await session.execute(query)]
 
 

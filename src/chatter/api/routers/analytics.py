@@ -116,11 +116,19 @@ async def conversation(
 _GROUPS = {"bucket", "provider", "model", "user_id", "workflow"}
 
 
+def _cell(value: Any) -> Any:
+    """Model and provider names come from users: a cell a spreadsheet would run as a
+    formula is written as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _csv(name: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> Response:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows([{name: _cell(value) for name, value in row.items()} for row in rows])
     return Response(
         buffer.getvalue(),
         media_type="text/csv; charset=utf-8",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Annotated
 
@@ -57,5 +58,6 @@ async def metrics(container: ContainerDep, session: SessionDep) -> Response:
     # Computed at scrape time: a count on the events table's unpublished index.
     backlog = await outbox.count_unpublished(session)
     await session.commit()
-    body = container.telemetry.metrics.exposition(outbox_backlog=backlog)
+    # In multiprocess mode the scrape reads every worker's files: off the event loop.
+    body = await asyncio.to_thread(container.telemetry.metrics.exposition, outbox_backlog=backlog)
     return Response(content=body, media_type=CONTENT_TYPE)

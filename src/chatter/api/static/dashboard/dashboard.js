@@ -56,6 +56,8 @@ async function signOut(message = "") {
   const credential = loadCredential();
   state.follower?.stop();
   state.follower = null;
+  clearTimeout(state.timer);
+  state.timer = null;
   clearCredential();
   feed.clear();
   if (credential?.kind === "token" && credential.refresh) {
@@ -70,9 +72,14 @@ async function signOut(message = "") {
 
 // --- the figures --------------------------------------------------------------------------
 
+/** Events arriving while a refresh is pending join it rather than postpone it: on a busy
+ * server (several turns a second) a restarting timer would never fire. */
 function scheduleRefresh() {
-  clearTimeout(state.timer);
-  state.timer = setTimeout(refresh, DEBOUNCE_MS);
+  if (state.timer) return;
+  state.timer = setTimeout(() => {
+    state.timer = null;
+    refresh();
+  }, DEBOUNCE_MS);
 }
 
 /** One load at a time; a request during a load runs one more after it. */
