@@ -238,11 +238,17 @@ class AnalyticsService:
         return done
 
     async def check(self, since: datetime) -> list[rollup_rebuild.Difference]:
+        """Day by day (one read transaction each), so memory stays bounded by one day."""
         async with self._sessions() as session:
-            differences = await rollup_rebuild.compare(
-                session, rollups.bucket_start(since, "day"), self.minutes_from(), utcnow()
-            )
+            days = await rollup_rebuild.rolled_up_days(session, rollups.bucket_start(since, "day"))
             await session.commit()
+        differences: list[rollup_rebuild.Difference] = []
+        for day in days:
+            async with self._sessions() as session:
+                differences += await rollup_rebuild.compare(
+                    session, day, self.minutes_from(), day + timedelta(days=1)
+                )
+                await session.commit()
         return differences
 
     async def start(self) -> None:

@@ -107,6 +107,10 @@ def usage_recorded(execution: WorkflowExecution, rolled_up: Deltas) -> DomainEve
         entry["total_tokens"] += counts.values.get("total_tokens", 0)
         entry["cost"] += counts.cost
     values = totals.values
+    costs: dict[str, Decimal] = {}
+    for (_, _, entry_currency), entry in by_model.items():
+        costs[entry_currency] = costs.get(entry_currency, Decimal(0)) + entry["cost"]
+    currency = max(costs, key=lambda name: (costs[name], name)) if costs else "USD"
     return _event(
         execution,
         EventType.USAGE_RECORDED,
@@ -118,8 +122,10 @@ def usage_recorded(execution: WorkflowExecution, rolled_up: Deltas) -> DomainEve
             "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,
             "requests": values.get("requests", 0),
             **{kind: values.get(kind, 0) for kind in (*TOKEN_KINDS, "total_tokens")},
-            "cost": str(totals.cost),
-            "currency": next(iter(by_model))[2] if by_model else "USD",
+            # Known costs by currency (almost always one); `cost` is the main one's.
+            "cost": str(costs.get(currency, Decimal(0))),
+            "currency": currency,
+            "costs": {name: str(amount) for name, amount in costs.items()},
             "unknown_price_calls": values.get("unknown_price_calls", 0),
             "estimated_calls": values.get("estimated_calls", 0),
             "tool_calls": values.get("tool_calls", 0),

@@ -38,6 +38,16 @@ class Difference:
     expected: Any
 
 
+async def rolled_up_days(session: AsyncSession, since: datetime) -> list[datetime]:
+    """The UTC days, from `since`'s on, that have rollups or finished executions."""
+    stored = await session.scalars(
+        select(usage_rollups.c.bucket)
+        .where(usage_rollups.c.granularity == "day", usage_rollups.c.bucket >= since)
+        .distinct()
+    )
+    return sorted(set(stored) | set(await finished_days(session, since)))
+
+
 async def finished_days(session: AsyncSession, since: datetime) -> list[datetime]:
     """The UTC days, from `since`'s on, in which some execution finished."""
     first = await session.scalar(
@@ -132,19 +142,21 @@ async def rebuild_day(session: AsyncSession, day: datetime, minutes_from: dateti
 async def compare(
     session: AsyncSession, since: datetime, minutes_from: datetime, until: datetime
 ) -> list[Difference]:
-    """Differences between the stored rollups from `since` (a day start) on and what the
-    executions finished before `until` add up to."""
+    """Differences between the stored rollups of [since, until) (day starts) and what the
+    executions finished in it add up to."""
     expected = await expected_deltas(session, since, until, minutes_from)
     differences = _diff(
         "usage_rollups",
-        await _stored(session, usage_rollups, ROLLUP_KEY, ROLLUP_COUNTS, since, minutes_from),
+        await _stored(
+            session, usage_rollups, ROLLUP_KEY, ROLLUP_COUNTS, since, until, minutes_from
+        ),
         expected.rollups,
         ROLLUP_COUNTS,
     )
     differences += _diff(
         "usage_rollups_all",
         await _stored(
-            session, usage_rollups_all, ROLLUP_ALL_KEY, ROLLUP_COUNTS, since, minutes_from
+            session, usage_rollups_all, ROLLUP_ALL_KEY, ROLLUP_COUNTS, since, until, minutes_from
         ),
         expected.everyone(),
         ROLLUP_COUNTS,
@@ -157,6 +169,7 @@ async def compare(
             CONVERSATION_DAY_KEY,
             CONVERSATION_DAY_COUNTS,
             since,
+            until,
             minutes_from,
         ),
         expected.conversations,
@@ -171,11 +184,12 @@ async def _stored(
     key_names: tuple[str, ...],
     count_names: tuple[str, ...],
     since: datetime,
+    until: datetime,
     minutes_from: datetime,
 ) -> dict[tuple[Any, ...], rollups.Counts]:
     rollup = "granularity" in table.c
     time_column = table.c.bucket if rollup else table.c.day
-    query = select(table).where(time_column >= since)
+    query = select(table).where(time_column >= since, time_column < until)
     if rollup:
         query = query.where((table.c.granularity != "minute") | (table.c.bucket >= minutes_from))
     stored: dict[tuple[Any, ...], rollups.Counts] = {}
