@@ -85,6 +85,16 @@ async def turn(client: httpx.AsyncClient, actor: Actor, message: str, **body: An
     return response.status_code
 
 
+async def stream_turn(client: httpx.AsyncClient, actor: Actor, message: str) -> int:
+    """A streamed turn, read to its end."""
+    async with client.stream(
+        "POST", "/api/v1/chat/stream", json={"message": message}, headers=actor.headers
+    ) as response:
+        body = "".join([line async for line in response.aiter_lines()])
+    assert "event: done" in body, body[-500:]
+    return response.status_code
+
+
 async def leave_mid_stream(app: FastAPI, actor: Actor) -> None:
     """A client going away mid-stream: the turn closes as cancelled."""
     chat = container_of(app).chat
@@ -128,14 +138,15 @@ async def test_a_mixed_parallel_workload_adds_up(
         turn(client, alice, "this will fail"),
         turn(client, alice, "hello again"),
         leave_mid_stream(app, alice),
+        stream_turn(client, alice, "a streamed hello"),
         turn(client, alice, "calculate again", workflow="chat_with_tools"),
     ]
     results = await asyncio.gather(*work)
-    assert sorted(r for r in results if r is not None) == [200, 200, 200, 200, 502]
+    assert sorted(r for r in results if r is not None) == [200, 200, 200, 200, 200, 502]
 
     summary = (await client.get(SUMMARY, headers=alice.headers)).json()
     assert summary["total_tokens"] == await conversation_tokens(engine, alice.id)
-    assert summary["executions"] == 6
+    assert summary["executions"] == 7
     assert summary["errors"] == 1
     assert summary["cancelled"] == 1
     assert summary["tool_calls"] == 2
@@ -149,7 +160,7 @@ async def test_a_mixed_parallel_workload_adds_up(
     # A new turn is in the summary as soon as its response is.
     assert await turn(client, alice, "one more") == 200
     after = (await client.get(SUMMARY, headers=alice.headers)).json()
-    assert after["executions"] == 7
+    assert after["executions"] == 8
     assert after["total_tokens"] == await conversation_tokens(engine, alice.id)
 
 
