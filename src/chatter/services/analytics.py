@@ -96,7 +96,7 @@ class AnalyticsService:
             "active_users": None,
         }
         if user.role == UserRole.ADMIN.value and scope is None:
-            top_users, active = await rollup_queries.users(session, segments, top_n)
+            top_users, active = await rollup_queries.users(session, period.start, period.end, top_n)
             summary["top_users"], summary["active_users"] = top_users, active
         await session.commit()
         return summary

@@ -412,6 +412,21 @@ usage_rollups_all = Table(
     PrimaryKeyConstraint(*ROLLUP_ALL_KEY, name="pk_usage_rollups_all"),
 )
 
+USER_DAY_KEY = ("day", "user_id", "currency")
+USER_DAY_COUNTS = ("requests", "executions", "total_tokens")
+# Per user and day: the admin's "top users" and "active users" of a range read one row per
+# user and day instead of one per user, model, workflow and bucket.
+user_usage_days = Table(
+    "user_usage_days",
+    Base.metadata,
+    Column("day", UTCDateTime(), nullable=False),
+    Column("user_id", String(26), nullable=False),
+    Column("currency", String(8), nullable=False),
+    *(_count(name) for name in USER_DAY_COUNTS),
+    Column("cost", Money(), server_default=text("0"), nullable=False),
+    PrimaryKeyConstraint(*USER_DAY_KEY, name="pk_user_usage_days"),
+)
+
 CONVERSATION_DAY_KEY = ("day", "conversation_id", "currency")
 CONVERSATION_DAY_COUNTS = ("requests", "total_tokens")
 # Per conversation and day: "the most expensive conversations" of a range without a scan.

@@ -20,6 +20,7 @@ from chatter.storage.models import (
     conversation_usage_days,
     usage_rollups,
     usage_rollups_all,
+    user_usage_days,
 )
 from chatter.storage.rollups import bucket_start, bucket_step
 
@@ -148,15 +149,20 @@ async def top(
 
 
 async def users(
-    session: AsyncSession, segments: Sequence[Segment], limit: int
+    session: AsyncSession, start: datetime, end: datetime, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """The users who spent most (with their email), and how many users ran anything: one
-    pass over the per-user rows of the range."""
-    table = usage_rollups
-    columns = [table.c.user_id, table.c.currency]
+    """The users who spent most (with their email), and how many users ran anything, by
+    the days that [start, end) touches: one row per user and day."""
+    table = user_usage_days.c
+    columns = [table.user_id, table.currency]
     query = (
-        select(*columns, *_sums(("requests", "total_tokens", "executions"), table))
-        .where(_covered(segments, None, table))
+        select(
+            *columns,
+            *[func.sum(table[name]).label(name) for name in ("requests", "total_tokens")],
+            func.sum(table.executions).label("executions"),
+            func.sum(table.cost).label("cost"),
+        )
+        .where(table.day >= bucket_start(start, "day"), table.day < end)
         .group_by(*columns)
     )
     rows = [values_of(row._mapping) for row in await session.execute(query)]

@@ -20,10 +20,13 @@ from chatter.storage.models import (
     ROLLUP_ALL_KEY,
     ROLLUP_COUNTS,
     ROLLUP_KEY,
+    USER_DAY_COUNTS,
+    USER_DAY_KEY,
     WorkflowExecution,
     conversation_usage_days,
     usage_rollups,
     usage_rollups_all,
+    user_usage_days,
 )
 
 BATCH = 2000  # executions read per query
@@ -122,18 +125,15 @@ async def rebuild_day(session: AsyncSession, day: datetime, minutes_from: dateti
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(
             text(
-                "LOCK TABLE usage_rollups, usage_rollups_all, conversation_usage_days"
-                " IN SHARE ROW EXCLUSIVE MODE"
+                "LOCK TABLE usage_rollups, usage_rollups_all, user_usage_days,"
+                " conversation_usage_days IN SHARE ROW EXCLUSIVE MODE"
             )
         )
     end = day + timedelta(days=1)
     for table in (usage_rollups, usage_rollups_all):
         await session.execute(delete(table).where(table.c.bucket >= day, table.c.bucket < end))
-    await session.execute(
-        delete(conversation_usage_days).where(
-            conversation_usage_days.c.day >= day, conversation_usage_days.c.day < end
-        )
-    )
+    for days in (user_usage_days, conversation_usage_days):
+        await session.execute(delete(days).where(days.c.day >= day, days.c.day < end))
     deltas = await expected_deltas(session, day, end, minutes_from)
     await rollups.write_deltas(session, deltas)
     return deltas.totals().values.get("executions", 0)
@@ -160,6 +160,14 @@ async def compare(
         ),
         expected.everyone(),
         ROLLUP_COUNTS,
+    )
+    differences += _diff(
+        "user_usage_days",
+        await _stored(
+            session, user_usage_days, USER_DAY_KEY, USER_DAY_COUNTS, since, until, minutes_from
+        ),
+        expected.user_days(),
+        USER_DAY_COUNTS,
     )
     differences += _diff(
         "conversation_usage_days",

@@ -29,12 +29,15 @@ from chatter.storage.models import (
     ROLLUP_ALL_KEY,
     ROLLUP_COUNTS,
     ROLLUP_KEY,
+    USER_DAY_COUNTS,
+    USER_DAY_KEY,
     LLMCall,
     ToolInvocation,
     WorkflowExecution,
     conversation_usage_days,
     usage_rollups,
     usage_rollups_all,
+    user_usage_days,
 )
 
 GRANULARITIES = ("minute", "hour", "day")
@@ -155,6 +158,17 @@ class Deltas:
             summed[key[:2] + key[3:]].add(counts)
         return summed
 
+    def user_days(self) -> dict[tuple[Any, ...], Counts]:
+        """The day rollups summed per user: the rows of `user_usage_days`."""
+        summed: dict[tuple[Any, ...], Counts] = defaultdict(Counts)
+        for key, counts in self.rollups.items():
+            if key[0] == "day":
+                day = summed[(key[1], key[2], key[6])]
+                for name in USER_DAY_COUNTS:
+                    day.values[name] += counts.values.get(name, 0)
+                day.cost += counts.cost
+        return summed
+
     def totals(self) -> Counts:
         """Everything in one granularity (each execution is in all three)."""
         total = Counts()
@@ -268,9 +282,13 @@ async def write_deltas(session: AsyncSession, deltas: Deltas) -> None:
     everyone_rows = [
         _row(ROLLUP_ALL_KEY, key, counts) for key, counts in sorted(deltas.everyone().items())
     ]
-    # Always this table order too: per-user rows, everyone's, then the conversations'.
+    # Always this table order too: per-user rows, everyone's, users' days, conversations'.
     await _upsert(session, usage_rollups, ROLLUP_KEY, ROLLUP_COUNTS, rollup_rows)
+    user_rows = [
+        _row(USER_DAY_KEY, key, counts) for key, counts in sorted(deltas.user_days().items())
+    ]
     await _upsert(session, usage_rollups_all, ROLLUP_ALL_KEY, ROLLUP_COUNTS, everyone_rows)
+    await _upsert(session, user_usage_days, USER_DAY_KEY, USER_DAY_COUNTS, user_rows)
     await _upsert(
         session,
         conversation_usage_days,

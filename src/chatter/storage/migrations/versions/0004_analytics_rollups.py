@@ -181,6 +181,22 @@ def upgrade() -> None:
             name="pk_usage_rollups_all",
         ),
     )
+    op.create_table(
+        "user_usage_days",
+        sa.Column("day", chatter.storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("user_id", sa.String(length=26), nullable=False),
+        sa.Column("currency", sa.String(length=8), nullable=False),
+        sa.Column("requests", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("executions", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("total_tokens", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column(
+            "cost",
+            chatter.storage.types.Money(precision=28, scale=10),
+            server_default=sa.text("0"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("day", "user_id", "currency", name="pk_user_usage_days"),
+    )
     with op.batch_alter_table("usage_rollups", schema=None) as batch_op:
         batch_op.create_index(
             "ix_usage_rollups_user_bucket", ["user_id", "granularity", "bucket"], unique=False
@@ -206,6 +222,7 @@ def downgrade() -> None:
 
     op.drop_table("usage_rollups")
     op.drop_table("usage_rollups_all")
+    op.drop_table("user_usage_days")
     with op.batch_alter_table("conversation_usage_days", schema=None) as batch_op:
         batch_op.drop_index("ix_conversation_usage_days_user_day")
 
