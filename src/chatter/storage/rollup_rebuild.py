@@ -145,44 +145,21 @@ async def compare(
     """Differences between the stored rollups of [since, until) (day starts) and what the
     executions finished in it add up to."""
     expected = await expected_deltas(session, since, until, minutes_from)
-    differences = _diff(
-        "usage_rollups",
-        await _stored(
-            session, usage_rollups, ROLLUP_KEY, ROLLUP_COUNTS, since, until, minutes_from
-        ),
-        expected.rollups,
-        ROLLUP_COUNTS,
-    )
-    differences += _diff(
-        "usage_rollups_all",
-        await _stored(
-            session, usage_rollups_all, ROLLUP_ALL_KEY, ROLLUP_COUNTS, since, until, minutes_from
-        ),
-        expected.everyone(),
-        ROLLUP_COUNTS,
-    )
-    differences += _diff(
-        "user_usage_days",
-        await _stored(
-            session, user_usage_days, USER_DAY_KEY, USER_DAY_COUNTS, since, until, minutes_from
-        ),
-        expected.user_days(),
-        USER_DAY_COUNTS,
-    )
-    differences += _diff(
-        "conversation_usage_days",
-        await _stored(
-            session,
+    tables: list[tuple[Table, tuple[str, ...], tuple[str, ...], dict[Any, rollups.Counts]]] = [
+        (usage_rollups, ROLLUP_KEY, ROLLUP_COUNTS, expected.rollups),
+        (usage_rollups_all, ROLLUP_ALL_KEY, ROLLUP_COUNTS, expected.everyone()),
+        (user_usage_days, USER_DAY_KEY, USER_DAY_COUNTS, expected.user_days()),
+        (
             conversation_usage_days,
             CONVERSATION_DAY_KEY,
             CONVERSATION_DAY_COUNTS,
-            since,
-            until,
-            minutes_from,
+            expected.conversations,
         ),
-        expected.conversations,
-        CONVERSATION_DAY_COUNTS,
-    )
+    ]
+    differences: list[Difference] = []
+    for table, key_names, count_names, wanted in tables:
+        stored = await _stored(session, table, key_names, count_names, since, until, minutes_from)
+        differences += _diff(table.name, stored, wanted, count_names)
     return differences
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -348,15 +348,3 @@ async def delete_conversation(session: AsyncSession, conversation_id: str) -> No
             conversation_usage_days.c.conversation_id == conversation_id
         )
     )
-
-
-def iter_counts(rows: Iterable[Any]) -> Iterable[Counts]:
-    """Rollup rows (with every count column and cost) as Counts."""
-    for row in rows:
-        mapping = row._mapping
-        counts = Counts()
-        for name in ROLLUP_COUNTS:
-            if name in mapping:
-                counts.values[name] = int(mapping[name] or 0)
-        counts.cost = Decimal(mapping["cost"] or 0)
-        yield counts
