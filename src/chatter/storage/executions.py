@@ -21,7 +21,7 @@ from chatter.storage.models import WorkflowExecution
 @dataclass(frozen=True)
 class Closed:
     """What closing an execution decided: its usage (the sum of its calls) and its analytics
-    increments. The caller writes `rollup` with `rollups.write_deltas` in the same
+    increments. The caller writes `rollup` with `rollups.record_completion` in the same
     transaction, as its last write before the outbox: the rows of everyone's rollups are
     shared by every turn, so they are locked as late, and held as briefly, as possible."""
 
