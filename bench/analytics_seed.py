@@ -25,14 +25,8 @@ from chatter.services.credentials import PasswordHasher
 from chatter.settings import AnalyticsSettings
 from chatter.storage import rollups
 from chatter.storage.db import create_session_factory
-from chatter.storage.models import (
-    Conversation,
-    LLMCall,
-    ToolInvocation,
-    User,
-    WorkflowExecution,
-    usage_rollups,
-)
+from chatter.storage.models import Conversation, LLMCall, ToolInvocation, User, WorkflowExecution
+from chatter.storage.rollup_tables import usage_rollups
 
 DAYS = 30
 USERS = 50

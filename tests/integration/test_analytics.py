@@ -24,8 +24,9 @@ from chatter.domain.enums import UserRole
 from chatter.domain.ids import new_id
 from chatter.services.chat import ChatRequest
 from chatter.settings import Settings
-from chatter.storage.models import Conversation, User, usage_rollups
+from chatter.storage.models import Conversation, User
 from chatter.storage.rollup_queries import covering_segments
+from chatter.storage.rollup_tables import usage_rollups
 from chatter.workflows.events import TextDelta
 from conftest import Actor, UserFactory, openai_settings
 from fakes.openai_server import FakeOpenAIServer, FakeReply

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from test_cli import database_file, invoke, upgrade  # noqa: F401 - the fixture
 
 from chatter.storage.db import create_engine
-from chatter.storage.models import usage_rollups
+from chatter.storage.rollup_tables import usage_rollups
 from conftest import make_settings, running_app
 
 TOOL_TURN = {"message": "what is 6*7?", "workflow": "chat_with_tools"}

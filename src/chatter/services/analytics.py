@@ -23,7 +23,8 @@ from chatter.observability.logging import get_logger
 from chatter.services.conversations import ConversationService
 from chatter.settings import AnalyticsSettings
 from chatter.storage import rollup_queries, rollup_rebuild, rollups
-from chatter.storage.models import LLMCall, User, WorkflowExecution, conversation_usage_days
+from chatter.storage.models import LLMCall, User, WorkflowExecution
+from chatter.storage.rollup_tables import conversation_usage_days
 
 log = get_logger("chatter.analytics")
 GRANULARITIES = ("minute", "hour", "day")

@@ -25,7 +25,6 @@ class Closed:
     transaction, as its last write before the outbox: the rows of everyone's rollups are
     shared by every turn, so they are locked as late, and held as briefly, as possible."""
 
-    call_count: int
     usage: Usage
     rollup: rollups.Deltas
 
@@ -69,20 +68,11 @@ async def finish_execution(
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return None
-    facts = rollups.ExecutionFacts(
-        execution_id=execution.id,
-        user_id=execution.user_id,
-        conversation_id=execution.conversation_id,
-        workflow=execution.workflow_name,
-        status=status.value,
-        finished_at=now,
-        provider=execution.provider,
-        model=execution.model,
-        tool_calls=(await rollups.tool_counts(session, [execution.id])).get(execution.id, 0),
-    )
+    tool_calls = (await rollups.tool_counts(session, [execution.id])).get(execution.id, 0)
+    facts = rollups.facts_of(execution, status=status.value, finished_at=now, tool_calls=tool_calls)
     rollup = rollups.Deltas()
     rollup.add_execution(facts, calls)
-    return Closed(len(calls), usage, rollup)
+    return Closed(usage, rollup)
 
 
 def usage_of(calls: Sequence[rollups.CallFacts]) -> Usage:

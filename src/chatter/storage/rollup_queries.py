@@ -13,10 +13,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatter.storage.models import (
+from chatter.storage.models import Conversation, User
+from chatter.storage.rollup_tables import (
     ROLLUP_COUNTS,
-    Conversation,
-    User,
     conversation_usage_days,
     usage_rollups,
     usage_rollups_all,
@@ -233,11 +232,7 @@ def values_of(mapping: Any) -> dict[str, Any]:
     return values
 
 
-def _money(value: Any) -> Decimal:
-    """SUM over Money: PostgreSQL gives a Decimal; on SQLite the scaled integer (the
-    column type is not applied to an aggregate), so scale it back."""
-    if value is None:
-        return Decimal(0)
-    if isinstance(value, Decimal):
-        return value
-    return Decimal(int(value)).scaleb(-10)
+def _money(value: Decimal | None) -> Decimal:
+    """SUM keeps the Money column type (so SQLite's scaled integer is already a Decimal);
+    only a sum over no rows is NULL."""
+    return value if value is not None else Decimal(0)

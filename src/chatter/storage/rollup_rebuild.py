@@ -14,7 +14,8 @@ from sqlalchemy import Table, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.storage import rollups
-from chatter.storage.models import (
+from chatter.storage.models import WorkflowExecution
+from chatter.storage.rollup_tables import (
     CONVERSATION_DAY_COUNTS,
     CONVERSATION_DAY_KEY,
     ROLLUP_ALL_KEY,
@@ -22,7 +23,6 @@ from chatter.storage.models import (
     ROLLUP_KEY,
     USER_DAY_COUNTS,
     USER_DAY_KEY,
-    WorkflowExecution,
     conversation_usage_days,
     usage_rollups,
     usage_rollups_all,
@@ -86,7 +86,13 @@ async def expected_deltas(
         calls = await rollups.calls_of(session, ids)
         tools = await rollups.tool_counts(session, ids)
         for execution in batch:
-            facts = rollups.facts_of(execution, tools.get(execution.id, 0))
+            assert execution.finished_at is not None  # selected by finished_at
+            facts = rollups.facts_of(
+                execution,
+                status=execution.status,
+                finished_at=execution.finished_at,
+                tool_calls=tools.get(execution.id, 0),
+            )
             deltas.add_execution(facts, calls.get(execution.id, []))
     for key in [k for k in deltas.rollups if k[0] == "minute" and k[1] < minutes_from]:
         del deltas.rollups[key]

@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.enums import ExecutionStatus, LLMCallStatus, UsageSource
 from chatter.domain.histogram import bucket_of
-from chatter.storage.models import (
+from chatter.storage.models import LLMCall, ToolInvocation, WorkflowExecution
+from chatter.storage.rollup_tables import (
     CONVERSATION_DAY_COUNTS,
     CONVERSATION_DAY_KEY,
     ROLLUP_ALL_KEY,
@@ -31,9 +32,6 @@ from chatter.storage.models import (
     ROLLUP_KEY,
     USER_DAY_COUNTS,
     USER_DAY_KEY,
-    LLMCall,
-    ToolInvocation,
-    WorkflowExecution,
     conversation_usage_days,
     usage_rollups,
     usage_rollups_all,
@@ -246,16 +244,18 @@ async def tool_counts(session: AsyncSession, execution_ids: Sequence[str]) -> di
     return {execution_id: count for execution_id, count in rows}
 
 
-def facts_of(execution: WorkflowExecution, tool_calls: int) -> ExecutionFacts:
-    if execution.finished_at is None:
-        raise ValueError(f"execution {execution.id} has not finished")
+def facts_of(
+    execution: WorkflowExecution, *, status: str, finished_at: datetime, tool_calls: int
+) -> ExecutionFacts:
+    """An execution as it closed (the close passes its new status and end, which the
+    loaded row does not have yet; a rebuild passes the stored ones)."""
     return ExecutionFacts(
         execution_id=execution.id,
         user_id=execution.user_id,
         conversation_id=execution.conversation_id,
         workflow=execution.workflow_name,
-        status=execution.status,
-        finished_at=execution.finished_at,
+        status=status,
+        finished_at=finished_at,
         provider=execution.provider,
         model=execution.model,
         tool_calls=tool_calls,
