@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chatter.domain.clock import utcnow
 from chatter.domain.events import DomainEvent, UnifiedEvent
 from chatter.events.bus import EventBus
+from chatter.events.periodic import every
 from chatter.observability.logging import get_logger
 from chatter.settings import EventSettings
 from chatter.storage import outbox
@@ -90,7 +91,12 @@ class EventPublisher:
             (self.relay_once, self._settings.relay_interval_s),
             (self.cleanup_once, self._settings.cleanup_interval_s),
         ]
-        self._tasks = [asyncio.create_task(self._every(interval, step)) for step, interval in loops]
+        self._tasks = [
+            asyncio.create_task(
+                every(interval, step, self._stopping, failure="event_maintenance_failed")
+            )
+            for step, interval in loops
+        ]
 
     async def aclose(self) -> None:
         """Stop the loops at their next wait rather than cancel them mid-transaction."""
@@ -106,17 +112,6 @@ class EventPublisher:
         with contextlib.suppress(Exception):
             await self.flush_marks()
         await self._bus.aclose()
-
-    async def _every(self, interval_s: float, step: Callable[[], Awaitable[object]]) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval_s)
-            if self._stopping.is_set():
-                return
-            try:
-                await step()
-            except Exception:  # a database or bus outage: try again next time
-                log.exception("event_maintenance_failed", step=getattr(step, "__name__", "step"))
 
     async def flush_marks(self) -> int:
         """Mark what was published, in one batch (cheaper than a write per commit)."""

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.clock import utcnow
 from chatter.events.bus import EventBus
+from chatter.events.periodic import every
 from chatter.events.webhook_sender import WebhookSender
 from chatter.observability.logging import get_logger
 from chatter.settings import WebhookSettings
@@ -92,14 +93,9 @@ class WebhookWorker:
                     await _first_of(poll, self._stopping.wait())
 
     async def _cleanup_loop(self) -> None:
-        while True:
-            await _first_of(CLEANUP_INTERVAL_S, self._stopping.wait())
-            if self._stopping.is_set():
-                return
-            try:
-                await self.cleanup_once()
-            except Exception:  # a database outage: try again next time
-                log.exception("webhook_cleanup_failed")
+        await every(
+            CLEANUP_INTERVAL_S, self.cleanup_once, self._stopping, failure="webhook_cleanup_failed"
+        )
 
     async def cleanup_once(self) -> int:
         cutoff = utcnow() - timedelta(days=self._settings.log_retention_days)

@@ -5,7 +5,6 @@ rollups (minute retention, rebuild, check)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from chatter.domain.clock import utcnow
 from chatter.domain.enums import UserRole
 from chatter.domain.histogram import BUCKETS, percentile
 from chatter.errors import Forbidden, Unprocessable
+from chatter.events.periodic import every
 from chatter.observability.logging import get_logger
 from chatter.services.conversations import ConversationService
 from chatter.settings import AnalyticsSettings
@@ -263,13 +263,12 @@ class AnalyticsService:
             self._task = None
 
     async def _cleanup_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.cleanup_once()
-            except Exception:  # a database outage: try again next time
-                log.exception("analytics_cleanup_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._settings.cleanup_interval_s)
+        await every(
+            self._settings.cleanup_interval_s,
+            self.cleanup_once,
+            self._stopping,
+            failure="analytics_cleanup_failed",
+        )
 
 
 _SUMMARY_COUNTS = (
