@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
@@ -17,6 +18,9 @@ from chatter.settings import Settings
 DEMO_MODELS = ("demo-1",)
 # Local OpenAI-compatible servers accept any key; the SDK insists on one.
 PLACEHOLDER_KEY = "not-needed"
+# Chat models (each with its SDK client) kept for reuse: building one per turn cost more CPU
+# than the turn's SQL, and a fresh SDK client probes the platform in a thread on first use.
+CHAT_MODEL_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class ProviderRegistry:
         self._settings = settings
         self._pricer = pricer
         self._providers = {config.name: config for config in _configs(settings)}
+        self._chat_models: OrderedDict[tuple[str, str, ModelOptions], BaseChatModel] = (
+            OrderedDict()
+        )
 
     @property
     def pricer(self) -> Pricer:
@@ -100,6 +107,20 @@ class ProviderRegistry:
             )
 
     def chat_model(self, resolved: ResolvedModel, options: ModelOptions) -> BaseChatModel:
+        """The chat model for these options, shared by every turn that uses them (LangChain
+        chat models hold no per-call state; callbacks travel in each call's config)."""
+        key = (resolved.provider, resolved.model, options)
+        model = self._chat_models.get(key)
+        if model is None:
+            model = self._build_chat_model(resolved, options)
+            self._chat_models[key] = model
+            if len(self._chat_models) > CHAT_MODEL_CACHE_SIZE:
+                self._chat_models.popitem(last=False)
+        else:
+            self._chat_models.move_to_end(key)
+        return model
+
+    def _build_chat_model(self, resolved: ResolvedModel, options: ModelOptions) -> BaseChatModel:
         config = resolved.config
         llm = self._settings.llm
         if config.kind == "demo":
