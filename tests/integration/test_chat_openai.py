@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from accounting import assert_invariants
+from accounting import assert_events_recorded, assert_invariants, assert_rollups_match
 from fastapi import FastAPI
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatter.settings import Settings
-from chatter.storage.models import LLMCall, Message
+from chatter.storage.models import LLMCall, Message, WorkflowExecution
 from conftest import Actor, UserFactory, openai_settings
 from fakes.openai_server import FakeOpenAIServer, FakeReply
 
@@ -365,9 +365,15 @@ async def test_unexpected_failure_is_recorded_and_reported(
     async def broken(*_: object) -> None:
         raise RuntimeError("disk on fire")
 
+    # A call that asks for a tool is stored before the tool runs: that write fails.
     monkeypatch.setattr(app.state.container.chat, "_record_call", broken)
-    fake.enqueue(FakeReply(content="never stored as complete"))
-    response = await chat(client, alice, message="boom")
+    fake.enqueue(
+        FakeReply(
+            content="", tool_calls=[{"name": "calculator", "arguments": {"expression": "1+1"}}]
+        ),
+        FakeReply(content="never stored as complete"),
+    )
+    response = await chat(client, alice, message="boom", workflow="chat_with_tools")
     assert response.status_code == 500
     error = response.json()["error"]
     assert error["code"] == "internal_error"
@@ -380,6 +386,42 @@ async def test_unexpected_failure_is_recorded_and_reported(
     assert execution["status"] == "failed"
     assert execution["llm_call_count"] == 1  # the answered call is on record all the same
     await assert_invariants(engine)
+
+
+async def test_a_close_that_fails_still_stores_the_last_call(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    alice: Actor,
+    fake: FakeOpenAIServer,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A turn's last call is written by its close; when the close fails, the fallback that
+    closes the execution as failed stores that call all the same."""
+    closer = app.state.container.chat._closer
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(closer, "_close", broken)
+    fake.enqueue(FakeReply(content="answered, then the close failed"))
+    response = await chat(client, alice, message="boom")
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["code"] == "internal_error"
+    async with engine.connect() as connection:
+        execution = (
+            await connection.execute(
+                select(WorkflowExecution).where(
+                    WorkflowExecution.correlation_id == response.headers["x-correlation-id"]
+                )
+            )
+        ).one()
+    assert execution.status == "failed"
+    assert execution.llm_call_count == 1
+    assert execution.total_tokens == 18
+    await assert_events_recorded(engine)
+    await assert_rollups_match(engine)
 
 
 async def test_nul_characters_are_refused_everywhere(

@@ -1,8 +1,9 @@
 """A chat turn: admit, open, run the workflow as a stream, close. One path for all callers.
 
 Transactions (see docs/accounting.md): the user message and the running execution commit first;
-each model call's LLMCall row commits as the call ends; one closing transaction writes the
-tool and assistant messages, the execution's outcome and the conversation's increments.
+each model call's LLMCall row commits as the call ends (the last call's with the close); one
+closing transaction writes the tool and assistant messages, the execution's outcome and the
+conversation's increments.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from chatter.workflows.events import (
     ModelCallFinished,
     ModelCallRecord,
     ToolCallFinished,
+    ToolCallRequested,
     WorkflowFinished,
 )
 from chatter.workflows.executor import WorkflowExecutor, WorkflowRun
@@ -237,15 +239,30 @@ class ChatService:
         progress: TurnProgress,
     ) -> AsyncGenerator[TurnEvent]:
         run = self._workflow_run(turn, history, progress.ledger)
+        # A call that asked for no tools is usually the turn's last: its row is written by
+        # the close, in the same transaction, saving a commit per turn. Anything else that
+        # happens next writes it first, so a finished call is never held in memory while
+        # more work (a tool, another call) runs.
+        pending: ModelCallRecord | None = None
+        tools_requested = False
         async with aclosing(self._executor.stream(run)) as events:
             async for event in events:
-                if isinstance(event, ModelCallFinished):
-                    await self._guard.run(self._record_call(started, progress, event.record))
-                elif isinstance(event, ToolCallFinished):
-                    progress.tools.append(event.record)
                 if isinstance(event, WorkflowFinished):
                     progress.result_text = event.result.final_text
                     return
+                if pending is not None:
+                    await self._guard.run(self._record_call(started, progress, pending))
+                    pending = None
+                if isinstance(event, ToolCallRequested):
+                    tools_requested = True
+                elif isinstance(event, ModelCallFinished):
+                    if tools_requested:
+                        await self._guard.run(self._record_call(started, progress, event.record))
+                    else:
+                        pending = event.record
+                    tools_requested = False
+                elif isinstance(event, ToolCallFinished):
+                    progress.tools.append(event.record)
                 yield event
 
     async def _open(self, turn: AdmittedTurn) -> tuple[TurnStarted, list[Message]]:
@@ -253,7 +270,7 @@ class ChatService:
         model will see - as of this turn's own message, whatever concurrent turns add."""
         async with self._sessions() as session:
             conversation = turn.conversation or await self._new_conversation(session, turn)
-            (user_message,) = await append_messages(
+            appended = await append_messages(
                 session,
                 conversation.id,
                 [
@@ -275,15 +292,17 @@ class ChatService:
             )
             session.add(execution)
             await session.flush()
-            history = await load_recent(
-                session,
-                conversation.id,
-                self._llm.history_limit,
-                up_to_sequence=user_message.sequence,
-            )
-            # Reread in this transaction: concurrent turns moved its aggregates.
-            fresh = await session.get(Conversation, conversation.id, populate_existing=True)
-            conversation = fresh or conversation
+            # As the append left it in this transaction (concurrent turns move its aggregates).
+            conversation = appended.conversation
+            (user_message,) = appended.messages
+            history = [user_message]
+            if user_message.sequence > 1:  # a new conversation has no history to read
+                history = await load_recent(
+                    session,
+                    conversation.id,
+                    self._llm.history_limit,
+                    up_to_sequence=user_message.sequence,
+                )
             opened = turn_opened(
                 execution,
                 user_message,
@@ -321,9 +340,14 @@ class ChatService:
         """The call's row commits as the call ends, with the tool calls that ran before it,
         so their order in the event stream is the order they happened in."""
         tools = progress.tools[progress.tools_recorded :]
-        async with self._sessions() as session:
-            recorded = await llm_calls.record_calls(session, started.execution, [record], tools)
-            await self._publisher.commit(session, recorded)
+        try:
+            async with self._sessions() as session:
+                events = await llm_calls.record_calls(session, started.execution, [record], tools)
+                await self._publisher.commit(session, events)
+        except BaseException:
+            progress.recording_uncertain = True  # it may have committed: the close checks
+            raise
+        progress.recorded_calls.add(record.call_id)
         progress.tools_recorded += len(tools)
 
     async def _close_interrupted(

@@ -55,7 +55,7 @@ async def _recover(session: AsyncSession, execution_id: str) -> list[DomainEvent
     if execution.conversation_id is not None:
         conversation = await session.get(Conversation, execution.conversation_id)
     if conversation is not None:
-        messages = await append_messages(
+        appended = await append_messages(
             session,
             conversation.id,
             [
@@ -72,7 +72,6 @@ async def _recover(session: AsyncSession, execution_id: str) -> list[DomainEvent
                 )
             ],
         )
-        await session.refresh(conversation)
-    await session.refresh(execution)
+        messages, conversation = appended.messages, appended.conversation
     await rollups.record_completion(session, closed.rollup)
-    return turn_closed(execution, messages, conversation, None, closed.rollup)
+    return turn_closed(closed.execution, messages, conversation, None, closed.rollup)

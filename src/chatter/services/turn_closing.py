@@ -42,6 +42,8 @@ class TurnProgress:
     started: float = field(default_factory=time.monotonic)
     tools: list[ToolCallRecord] = field(default_factory=list)
     tools_recorded: int = 0  # tools[:tools_recorded] are already stored
+    recorded_calls: set[str] = field(default_factory=set)  # ids of calls already stored
+    recording_uncertain: bool = False  # a call's write failed: it may have committed
     result_text: str | None = None
 
 
@@ -79,7 +81,7 @@ class TurnCloser:
             return await self._close(started, progress, outcome)
         except Exception as exc:
             log.exception("turn_close_failed", execution_id=started.execution.id)
-            await self._close_execution_only(started.execution, exc)
+            await self._close_execution_only(started, progress, exc)
             raise
 
     async def _close(
@@ -88,13 +90,9 @@ class TurnCloser:
         records = progress.ledger.records
         execution_id = started.execution.id
         async with self._sessions() as session:
-            # Rows already committed as their calls ended are not written twice.
-            stored = set(
-                await session.scalars(
-                    select(LLMCall.id).where(LLMCall.execution_id == execution_id)
-                )
+            unrecorded = await _unrecorded(
+                session, started, progress, uncertain=progress.recording_uncertain
             )
-            unrecorded = [record for record in records if record.call_id not in stored]
             tools = progress.tools[progress.tools_recorded :]
             events = await llm_calls.record_calls(session, started.execution, unrecorded, tools)
             closed = await executions.finish_execution(
@@ -102,21 +100,22 @@ class TurnCloser:
             )
             if closed is not None:
                 drafts = _closing_messages(started, progress, records, outcome)
-                messages = await append_messages(session, started.conversation.id, drafts)
+                appended = await append_messages(session, started.conversation.id, drafts)
+                # What this close committed, as its own statements returned it (even if the
+                # conversation is deleted the moment after).
+                messages, conversation = appended.messages, appended.conversation
+                execution = closed.execution
+                events += turn_closed(
+                    execution, messages, conversation, outcome.error, closed.rollup
+                )
+                await rollups.record_completion(session, closed.rollup)
             else:
                 # Crash recovery closed it first and applied the recorded usage; applying
                 # ours too would count it twice. (Recovery announced it, too.)
                 await session.rollback()
                 messages, events = await _messages_of(session, execution_id), []
-            # Read back in the same transaction: what this close committed, even if the
-            # conversation is deleted the moment after.
-            conversation = await _reload(session, Conversation, started.conversation.id)
-            execution = await _reload(session, WorkflowExecution, execution_id)
-            if closed is not None:
-                events += turn_closed(
-                    execution, messages, conversation, outcome.error, closed.rollup
-                )
-                await rollups.record_completion(session, closed.rollup)
+                conversation = await _reload(session, Conversation, started.conversation.id)
+                execution = await _reload(session, WorkflowExecution, execution_id)
             await self._publisher.commit(session, events)
         log.info("turn_closed", execution_id=execution_id, status=outcome.status.value)
         return TurnClosed(
@@ -128,21 +127,31 @@ class TurnCloser:
             error=outcome.error,
         )
 
-    async def _close_execution_only(self, execution: WorkflowExecution, exc: Exception) -> None:
+    async def _close_execution_only(
+        self, started: TurnStarted, progress: TurnProgress, exc: Exception
+    ) -> None:
+        """Close the execution as failed, with the calls the failed close would have stored
+        (a call may be written only by the close); without them if even that fails."""
         reason = f"the turn could not be recorded: {type(exc).__name__}"
-        try:
-            async with self._sessions() as session:
-                events = []
-                closed = await executions.finish_execution(
-                    session, execution, ExecutionStatus.FAILED, reason
-                )
-                if closed is not None:
-                    row = await _reload(session, WorkflowExecution, execution.id)
-                    events = execution_finished(row, None, closed.rollup)
-                    await rollups.record_completion(session, closed.rollup)
-                await self._publisher.commit(session, events)
-        except Exception:  # the database itself is gone: startup recovery will close it
-            log.exception("turn_close_fallback_failed", execution_id=execution.id)
+        for with_calls in (True, False):
+            try:
+                async with self._sessions() as session:
+                    events = []
+                    if with_calls:
+                        unrecorded = await _unrecorded(session, started, progress, uncertain=True)
+                        events = await llm_calls.record_calls(
+                            session, started.execution, unrecorded, []
+                        )
+                    closed = await executions.finish_execution(
+                        session, started.execution, ExecutionStatus.FAILED, reason
+                    )
+                    if closed is not None:
+                        events += execution_finished(closed.execution, None, closed.rollup)
+                        await rollups.record_completion(session, closed.rollup)
+                    await self._publisher.commit(session, events)
+                return
+            except Exception:  # the database itself is gone: recovery will close it
+                log.exception("turn_close_fallback_failed", execution_id=started.execution.id)
 
 
 def _closing_messages(
@@ -193,6 +202,21 @@ def _tool_calls_json(tools: list[ToolCallRecord]) -> list[dict[str, object]] | N
     if not tools:
         return None
     return [{"id": t.tool_call_id, "name": t.name, "args": t.arguments} for t in tools]
+
+
+async def _unrecorded(
+    session: AsyncSession, started: TurnStarted, progress: TurnProgress, *, uncertain: bool
+) -> list[ModelCallRecord]:
+    """The turn's calls not stored yet. Known from memory, unless a write failed in a way
+    that leaves unknown whether it committed: then the rows say."""
+    stored = progress.recorded_calls
+    if uncertain:
+        stored = set(
+            await session.scalars(
+                select(LLMCall.id).where(LLMCall.execution_id == started.execution.id)
+            )
+        )
+    return [record for record in progress.ledger.records if record.call_id not in stored]
 
 
 async def _messages_of(session: AsyncSession, execution_id: str) -> list[Message]:

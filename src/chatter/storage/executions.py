@@ -27,6 +27,7 @@ class Closed:
 
     usage: Usage
     rollup: rollups.Deltas
+    execution: WorkflowExecution  # as the close left it (RETURNING: no second read)
 
 
 async def finish_execution(
@@ -45,7 +46,7 @@ async def finish_execution(
     calls = (await rollups.calls_of(session, [execution.id])).get(execution.id, [])
     usage = usage_of(calls)
     now = utcnow()
-    result = await session.execute(
+    closed = await session.scalar(
         update(WorkflowExecution)
         .where(
             WorkflowExecution.id == execution.id,
@@ -64,15 +65,16 @@ async def finish_execution(
             total_cost=usage.cost,
             **fit(WorkflowExecution, {"error": error}),
         )
-        .execution_options(synchronize_session=False)
+        .returning(WorkflowExecution)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if closed is None:
         return None
     tool_calls = (await rollups.tool_counts(session, [execution.id])).get(execution.id, 0)
     facts = rollups.facts_of(execution, status=status.value, finished_at=now, tool_calls=tool_calls)
     rollup = rollups.Deltas()
     rollup.add_execution(facts, calls)
-    return Closed(usage, rollup)
+    return Closed(usage, rollup, closed)
 
 
 def usage_of(calls: Sequence[rollups.CallFacts]) -> Usage:

@@ -23,6 +23,12 @@ from chatter.storage.columns import fit, usage_columns
 from chatter.storage.models import Conversation, Message
 
 
+@dataclass(frozen=True)
+class Appended:
+    messages: list[Message]
+    conversation: Conversation  # as the append left it (its aggregates included)
+
+
 @dataclass
 class MessageDraft:
     role: MessageRole
@@ -34,11 +40,12 @@ class MessageDraft:
 
 async def append_messages(
     session: AsyncSession, conversation_id: str, drafts: Sequence[MessageDraft]
-) -> list[Message]:
-    """Append messages and grow the conversation's aggregates by their usage, atomically."""
+) -> Appended:
+    """Append messages and grow the conversation's aggregates by their usage, atomically.
+    The conversation comes back from the UPDATE itself (RETURNING): no second read."""
     usage = total_usage([draft.usage for draft in drafts if draft.usage is not None])
     now = utcnow()
-    last_sequence = (
+    conversation = (
         await session.execute(
             update(Conversation)
             .where(Conversation.id == conversation_id)
@@ -53,18 +60,19 @@ async def append_messages(
                 last_message_at=now,
                 updated_at=now,
             )
-            .returning(Conversation.message_count)
+            .returning(Conversation)
+            .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
-    if last_sequence is None:
+    if conversation is None:
         raise NotFound("Conversation not found.", details={"conversation_id": conversation_id})
-    first = last_sequence - len(drafts) + 1
+    first = conversation.message_count - len(drafts) + 1
     messages = [
         _message(conversation_id, first + offset, draft, now) for offset, draft in enumerate(drafts)
     ]
     session.add_all(messages)
     await session.flush()
-    return messages
+    return Appended(messages, conversation)
 
 
 def _message(conversation_id: str, sequence: int, draft: MessageDraft, now: datetime) -> Message:
