@@ -61,7 +61,9 @@ class Container:
     def build(cls, settings: Settings, telemetry: Telemetry | None = None) -> Container:
         telemetry = telemetry or Telemetry()
         engine = create_engine(
-            settings.database_url, pool_timeout_s=settings.database_pool_timeout_s
+            settings.database_url,
+            pool_timeout_s=settings.database_pool_timeout_s,
+            sqlite_driver=settings.database_sqlite_driver,
         )
         passwords = PasswordHasher()
         tokens = TokenIssuer(

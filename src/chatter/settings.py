@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./chatter.db"
     # How long a request waits for a database connection before a 503 database_busy.
     database_pool_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # SQLite only: "inline" runs it on the event loop's thread (no thread hop per statement;
+    # waits for another process's write lock without blocking the loop); "aiosqlite" on a
+    # thread per connection, as before.
+    database_sqlite_driver: Literal["inline", "aiosqlite"] = "inline"
     redis_url: str | None = None
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     host: str = "127.0.0.1"

@@ -10,7 +10,7 @@ returned - which SQLAlchemy's session close does even when the closing task is c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
@@ -20,24 +20,44 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-# Only another process (a second worker, the CLI) waits in SQLite's busy handler now.
+from chatter.storage import sqlite_inline
+
+# Only another process (a second worker, the CLI) holds SQLite's write lock while we wait.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+AIOSQLITE = "sqlite+aiosqlite"
+# "inline" runs SQLite on the event loop's thread (storage/sqlite_inline.py); "aiosqlite"
+# on a thread per connection, for several processes that share one database file.
+SQLiteDriver = Literal["inline", "aiosqlite"]
 # How long a transaction may wait for a pooled connection before the request is refused
 # with 503 database_busy.
 POOL_TIMEOUT_S = 30.0
 
 
 def create_engine(
-    database_url: str, *, echo: bool = False, pool_timeout_s: float = POOL_TIMEOUT_S
+    database_url: str,
+    *,
+    echo: bool = False,
+    pool_timeout_s: float = POOL_TIMEOUT_S,
+    sqlite_driver: SQLiteDriver = "inline",
 ) -> AsyncEngine:
     # hide_parameters: a failing statement's log line must not carry bound values
     # (password hashes, message text, API key hashes).
     if database_url.startswith("sqlite"):
+        inline = sqlite_driver == "inline" and database_url.startswith(AIOSQLITE)
+        if inline:
+            sqlite_inline.register()
+            database_url = f"sqlite+{sqlite_inline.DRIVER}" + database_url[len(AIOSQLITE) :]
         engine = create_async_engine(
             database_url,
             echo=echo,
             hide_parameters=True,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            # Inline, the busy handler would block the event loop: it waits in asyncio.
+            connect_args={"timeout": 0 if inline else SQLITE_BUSY_TIMEOUT_MS / 1000}
+            | (
+                {"check_same_thread": False, "factory": sqlite_inline.InlineConnection}
+                if inline
+                else {}
+            ),
             pool_size=1,
             max_overflow=0,
             pool_timeout=pool_timeout_s,
@@ -61,8 +81,13 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if sqlite_inline.is_inline(dbapi_connection):
+            sqlite_inline.when_unlocked(
+                lambda: cursor.execute("PRAGMA journal_mode=WAL"), SQLITE_BUSY_TIMEOUT_MS / 1000
+            )
+        else:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -71,7 +96,14 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front, so writers of other processes wait on
         # busy_timeout instead of one failing with "database is locked" when it upgrades.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        driver_connection = connection.connection.driver_connection
+        if sqlite_inline.is_inline(driver_connection):
+            sqlite_inline.when_unlocked(
+                lambda: driver_connection.execute("BEGIN IMMEDIATE"),
+                SQLITE_BUSY_TIMEOUT_MS / 1000,
+            )
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
