@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
 from chatter.domain.usage import Usage, total_usage
-from chatter.errors import ChatterError, NotFound
+from chatter.errors import ChatterError, ExecutionInterrupted, NotFound
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ResolvedModel
@@ -27,6 +27,10 @@ from chatter.workflows.ledger import CallLedger
 
 log = get_logger("chatter.chat")
 _Row = TypeVar("_Row", Conversation, WorkflowExecution)
+RECOVERED = (
+    "This turn's execution was closed as failed by recovery: its worker missed its heartbeat "
+    "lease. What the turn produced after that is not recorded."
+)
 _MESSAGE_STATUS = {
     ExecutionStatus.COMPLETED: MessageStatus.COMPLETE,
     ExecutionStatus.CANCELLED: MessageStatus.PARTIAL,
@@ -104,10 +108,15 @@ class TurnCloser:
                 drafts = _closing_messages(started, progress, records, outcome)
                 messages = await append_messages(session, started.conversation.id, drafts)
             else:
-                # Crash recovery closed it first and applied the recorded usage; applying
-                # ours too would count it twice. (Recovery announced it, too.)
+                # Recovery closed it first (this worker's heartbeat was late by more than
+                # the lease) and applied the recorded usage; applying ours too would count
+                # it twice. (Recovery announced it, too.) The caller is told so.
                 await session.rollback()
                 messages, events = await _messages_of(session, execution_id), []
+                outcome = Outcome(outcome.status, outcome.reason, _recovered(outcome))
+                log.warning(
+                    "turn_closed_by_recovery", execution_id=execution_id, unrecorded=len(unrecorded)
+                )
             # Read back in the same transaction: what this close committed, even if the
             # conversation is deleted the moment after.
             conversation = await _reload(session, Conversation, started.conversation.id)
@@ -143,6 +152,12 @@ class TurnCloser:
                 await self._publisher.commit(session, events)
         except Exception:  # the database itself is gone: startup recovery will close it
             log.exception("turn_close_fallback_failed", execution_id=execution.id)
+
+
+def _recovered(outcome: Outcome) -> ChatterError:
+    if isinstance(outcome.error, ExecutionInterrupted):
+        return outcome.error
+    return ExecutionInterrupted(RECOVERED)
 
 
 def _closing_messages(
