@@ -22,7 +22,7 @@ from chatter.services.recovery import ExecutionRecovery
 from chatter.settings import ExecutionSettings, Settings
 from chatter.storage import llm_calls, outbox
 from chatter.storage.db import create_session_factory
-from chatter.storage.models import Event, Message, WorkflowExecution, Worker
+from chatter.storage.models import Event, Message, Worker, WorkflowExecution
 from chatter.workflows.events import ModelCallRecord
 from conftest import Actor, UserFactory, make_settings, running_app
 
@@ -241,9 +241,7 @@ async def test_two_workers_racing_to_recover_count_each_execution_once(
     conversations = [await new_conversation(client, user) for _ in range(3)]
     sessions = create_session_factory(engine)
     dead = await seed_worker(sessions, utcnow() - timedelta(hours=1))
-    orphans = [
-        await seed_execution(sessions, user, conversations[i % 3], dead) for i in range(12)
-    ]
+    orphans = [await seed_execution(sessions, user, conversations[i % 3], dead) for i in range(12)]
     container: Container = app.state.container
     settings = ExecutionSettings()
     # Two workers: separate connections (the app's engine and the test's).
