@@ -16,16 +16,16 @@ import pytest
 from accounting import assert_events_recorded, assert_invariants, assert_rollups_match
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sse_client import read_events
 
 from chatter.container import Container
 from chatter.domain.clock import utcnow
 from chatter.domain.ids import new_id
 from chatter.services.recovery import ExecutionRecovery
 from chatter.storage.db import create_session_factory
-from chatter.storage.models import Event, LLMCall, Message, WorkflowExecution, Worker
+from chatter.storage.models import Event, LLMCall, Message, Worker, WorkflowExecution
 from conftest import Actor, openai_settings, running_app
 from fakes.openai_server import FakeOpenAIServer, FakeReply
-from sse_client import read_events
 
 # Long: in these tests only the test decides when this worker looks dead.
 QUIET = {"heartbeat_s": 100, "lease_s": 200, "recovery_interval_s": 100}
