@@ -56,6 +56,7 @@ class ExecutionRecovery:
         self._pid = os.getpid()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._registered = False
 
     async def start(self) -> None:
         async with self._sessions() as session:
@@ -63,6 +64,7 @@ class ExecutionRecovery:
                 session, self.worker_id, hostname=self._hostname, pid=self._pid, now=utcnow()
             )
             await session.commit()
+        self._registered = True
         log.info("worker_registered", worker_id=self.worker_id, pid=self._pid)
         await self.recover()
         self._stopping.clear()
@@ -95,6 +97,9 @@ class ExecutionRecovery:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if not self._registered:  # a CLI command's container, or a start that failed
+            return
+        self._registered = False
         with contextlib.suppress(Exception):  # the database is gone: the lease will expire
             async with self._sessions() as session:
                 await workers.remove(session, self.worker_id)
