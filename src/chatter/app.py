@@ -33,7 +33,6 @@ from chatter.observability.logging import configure_logging, get_logger
 from chatter.observability.request_context import RequestContextMiddleware
 from chatter.observability.telemetry import Telemetry
 from chatter.providers.tokens import count_tokens
-from chatter.services.recovery import recover_interrupted_executions
 from chatter.settings import Settings
 from chatter.storage.migrate import pending_migrations
 
@@ -102,7 +101,9 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
             await container.analytics.start()
             # Before recovery: the turns it closes are announced, and the view counts them.
             await container.monitoring.start()
-            await recover_interrupted_executions(container.sessions, container.publisher)
+            # Registers this worker, then recovers the executions of dead ones (and keeps
+            # doing both, periodically, until shutdown).
+            await container.recovery.start()
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")
             if settings.env == "development" and settings.bootstrap_admin:

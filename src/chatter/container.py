@@ -8,6 +8,7 @@ from datetime import timedelta
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chatter.domain.ids import new_id
 from chatter.events.bus import EventBus, InProcessBus
 from chatter.events.publisher import EventPublisher
 from chatter.events.redis_bus import RedisStreamBus
@@ -26,6 +27,7 @@ from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
 from chatter.services.monitoring import MonitoringService
+from chatter.services.recovery import ExecutionRecovery
 from chatter.services.traces import TraceService
 from chatter.services.webhooks import WebhookService
 from chatter.settings import PriceOverride, Settings
@@ -55,7 +57,13 @@ class Container:
     monitoring: MonitoringService
     traces: TraceService
     telemetry: Telemetry
+    recovery: ExecutionRecovery
     redis: Redis | None = None
+
+    @property
+    def worker_id(self) -> str:
+        """This process's id in `workers`, stamped on the executions it opens."""
+        return self.recovery.worker_id
 
     @classmethod
     def build(cls, settings: Settings, telemetry: Telemetry | None = None) -> Container:
@@ -92,6 +100,9 @@ class Container:
         publisher.add_listener(telemetry.metrics.observe_events)
         publisher.add_listener(log_model_calls)
         conversations = ConversationService(publisher)
+        # One id per process start: a restarted worker is a new owner, and the executions
+        # its previous life left running are recovered.
+        worker_id = new_id()
         return cls(
             settings=settings,
             engine=engine,
@@ -110,6 +121,7 @@ class Container:
                 publisher,
                 conversations,
                 telemetry.tracing.tracer,
+                worker_id=worker_id,
             ),
             executions=ExecutionService(publisher),
             publisher=publisher,
@@ -120,11 +132,14 @@ class Container:
             monitoring=MonitoringService(bus, sessions, settings.monitoring),
             traces=TraceService(publisher),
             telemetry=telemetry,
+            recovery=ExecutionRecovery(sessions, publisher, settings.executions, worker_id),
             redis=redis,
         )
 
     async def aclose(self) -> None:
         await self.chat.aclose()
+        # After the turns' closes: what is still running is recoverable at once.
+        await self.recovery.aclose()
         await self.analytics.aclose()
         await self.webhook_worker.aclose()
         await self.monitoring.aclose()

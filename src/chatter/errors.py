@@ -42,6 +42,14 @@ class Conflict(ChatterError):
     status_code = 409
 
 
+class ExecutionInterrupted(Conflict):
+    """Recovery closed the execution as failed: the worker running it stopped heartbeating
+    for longer than the lease (it died, or stalled). What its turn produced after that is
+    not recorded (the execution's totals are those of the calls recorded before)."""
+
+    code = "execution_interrupted"
+
+
 class Unprocessable(ChatterError):
     """Well-formed, but refused on its meaning."""
 

@@ -142,6 +142,28 @@ class MetricsSettings(BaseModel):
     scrape_token: SecretStr | None = None
 
 
+class ExecutionSettings(BaseModel):
+    """Who runs an execution, and recovering those of workers that died
+    (`CHATTER_EXECUTIONS__...`). Each worker refreshes its heartbeat every `heartbeat_s`;
+    every `recovery_interval_s` any worker closes, as failed, the running executions of
+    workers whose heartbeat is older than `lease_s`."""
+
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    lease_s: float = Field(default=30.0, gt=0)
+    recovery_interval_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeat(self) -> ExecutionSettings:
+        if self.lease_s <= self.heartbeat_s:
+            raise ValueError(
+                f"CHATTER_EXECUTIONS__LEASE_S ({self.lease_s}) must be greater than "
+                f"CHATTER_EXECUTIONS__HEARTBEAT_S ({self.heartbeat_s}): a live worker would "
+                "lose its executions to recovery between two heartbeats (a few heartbeats "
+                "per lease is best, e.g. 5 and 30)"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHATTER_",
@@ -186,6 +208,7 @@ class Settings(BaseSettings):
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    executions: ExecutionSettings = Field(default_factory=ExecutionSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

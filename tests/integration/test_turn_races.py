@@ -117,6 +117,7 @@ def gated_app(live_app: FastAPI, gate: CommitGate, settings: Settings) -> FastAP
         settings.llm,
         container.publisher,
         container.conversations,
+        worker_id=container.worker_id,
     )
     return live_app
 

@@ -23,6 +23,7 @@ HTTP_REQUESTS: Final = "chatter_http_requests"
 HTTP_DURATION: Final = "chatter_http_request_duration_seconds"
 ACTIVE_STREAMS: Final = "chatter_active_streams"
 OUTBOX_BACKLOG: Final = "chatter_outbox_backlog"
+EXECUTIONS_RECOVERED: Final = "chatter_executions_recovered"
 
 # Metric label names.
 L_PROVIDER: Final = "provider"

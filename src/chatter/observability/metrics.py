@@ -26,6 +26,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from chatter.domain.events import EventCategory, EventType, UnifiedEvent
+from chatter.errors import ExecutionInterrupted
 from chatter.observability import conventions as c
 from chatter.observability.logging import get_logger
 
@@ -118,6 +119,11 @@ class ChatterMetrics:
             buckets=_HTTP_BUCKETS,
             registry=registry,
         )
+        self.executions_recovered = Counter(
+            c.EXECUTIONS_RECOVERED,
+            "Executions closed as failed by recovery (their worker stopped heartbeating).",
+            registry=registry,
+        )
         # livesum: the sum over workers that are alive (a dead worker's streams are gone).
         self.active_streams = Gauge(
             c.ACTIVE_STREAMS,
@@ -164,6 +170,9 @@ class ChatterMetrics:
     def _workflow_closed(self, data: dict[str, Any]) -> None:
         workflow = _label(data.get("workflow"))
         self.workflow_executions.labels(workflow, _label(data.get("status"))).inc()
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("code") == ExecutionInterrupted.code:
+            self.executions_recovered.inc()
         duration_ms = data.get("duration_ms")
         if duration_ms is not None:
             self.workflow_duration.labels(workflow).observe(duration_ms / 1000)

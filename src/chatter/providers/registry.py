@@ -63,9 +63,7 @@ class ProviderRegistry:
         self._settings = settings
         self._pricer = pricer
         self._providers = {config.name: config for config in _configs(settings)}
-        self._chat_models: OrderedDict[tuple[str, str, ModelOptions], BaseChatModel] = (
-            OrderedDict()
-        )
+        self._chat_models: OrderedDict[tuple[str, str, ModelOptions], BaseChatModel] = OrderedDict()
 
     @property
     def pricer(self) -> Pricer:

@@ -22,7 +22,7 @@ from chatter.domain.enums import (
     LLMCallStatus,
     MessageRole,
 )
-from chatter.errors import ChatterError, InternalError
+from chatter.errors import ChatterError, ExecutionInterrupted, InternalError
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
@@ -30,11 +30,11 @@ from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, Tur
 from chatter.services.completion import CompletionGuard
 from chatter.services.conversations import ConversationService
 from chatter.services.history import load_recent, to_langchain
-from chatter.services.turn_closing import Outcome, TurnCloser, TurnProgress
+from chatter.services.turn_closing import RECOVERED, Outcome, TurnCloser, TurnProgress
 from chatter.services.turn_events import turn_opened
 from chatter.services.turn_tracing import TurnTrace
 from chatter.settings import LLMSettings
-from chatter.storage import llm_calls
+from chatter.storage import executions, llm_calls
 from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
 from chatter.workflows.events import (
@@ -91,8 +91,13 @@ class ChatService:
         publisher: EventPublisher,
         conversations: ConversationService,
         tracer: trace.Tracer | None = None,
+        *,
+        worker_id: str,
     ) -> None:
         self._sessions = sessions
+        # Stamped on every execution this process opens (in the same INSERT): recovery
+        # closes it only if this worker stops heartbeating.
+        self._worker_id = worker_id
         self._tracer = tracer or trace.NoOpTracer()
         self._publisher = publisher
         self._conversations = conversations
@@ -289,6 +294,7 @@ class ChatService:
                 model=turn.resolved.model,
                 status=ExecutionStatus.RUNNING.value,
                 correlation_id=turn.correlation_id,
+                owner_id=self._worker_id,
             )
             session.add(execution)
             await session.flush()
@@ -342,8 +348,14 @@ class ChatService:
         tools = progress.tools[progress.tools_recorded :]
         try:
             async with self._sessions() as session:
+                if not await executions.lock_running(session, started.execution.id):
+                    # Recovered by another worker (this one missed its lease): its totals
+                    # are summed; a row added now would not be in them. Stop the turn.
+                    raise ExecutionInterrupted(RECOVERED)
                 events = await llm_calls.record_calls(session, started.execution, [record], tools)
                 await self._publisher.commit(session, events)
+        except ExecutionInterrupted:
+            raise
         except BaseException:
             progress.recording_uncertain = True  # it may have committed: the close checks
             raise

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
 from chatter.domain.usage import Usage, total_usage
-from chatter.errors import ChatterError, NotFound
+from chatter.errors import ChatterError, ExecutionInterrupted, NotFound
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ResolvedModel
@@ -27,6 +27,10 @@ from chatter.workflows.ledger import CallLedger
 
 log = get_logger("chatter.chat")
 _Row = TypeVar("_Row", Conversation, WorkflowExecution)
+RECOVERED = (
+    "This turn's execution was closed as failed by recovery: its worker missed its heartbeat "
+    "lease. What the turn produced after that is not recorded."
+)
 _MESSAGE_STATUS = {
     ExecutionStatus.COMPLETED: MessageStatus.COMPLETE,
     ExecutionStatus.CANCELLED: MessageStatus.PARTIAL,
@@ -110,10 +114,15 @@ class TurnCloser:
                 )
                 await rollups.record_completion(session, closed.rollup)
             else:
-                # Crash recovery closed it first and applied the recorded usage; applying
-                # ours too would count it twice. (Recovery announced it, too.)
+                # Recovery closed it first (this worker's heartbeat was late by more than
+                # the lease) and applied the recorded usage; applying ours too would count
+                # it twice. (Recovery announced it, too.) The caller is told so.
                 await session.rollback()
                 messages, events = await _messages_of(session, execution_id), []
+                outcome = Outcome(outcome.status, outcome.reason, _recovered(outcome))
+                log.warning(
+                    "turn_closed_by_recovery", execution_id=execution_id, unrecorded=len(unrecorded)
+                )
                 conversation = await _reload(session, Conversation, started.conversation.id)
                 execution = await _reload(session, WorkflowExecution, execution_id)
             await self._publisher.commit(session, events)
@@ -145,13 +154,21 @@ class TurnCloser:
                     closed = await executions.finish_execution(
                         session, started.execution, ExecutionStatus.FAILED, reason
                     )
-                    if closed is not None:
-                        events += execution_finished(closed.execution, None, closed.rollup)
-                        await rollups.record_completion(session, closed.rollup)
+                    if closed is None:  # recovery closed it: the calls stay out of it too
+                        await session.rollback()
+                        return
+                    events += execution_finished(closed.execution, None, closed.rollup)
+                    await rollups.record_completion(session, closed.rollup)
                     await self._publisher.commit(session, events)
                 return
             except Exception:  # the database itself is gone: recovery will close it
                 log.exception("turn_close_fallback_failed", execution_id=started.execution.id)
+
+
+def _recovered(outcome: Outcome) -> ChatterError:
+    if isinstance(outcome.error, ExecutionInterrupted):
+        return outcome.error
+    return ExecutionInterrupted(RECOVERED)
 
 
 def _closing_messages(

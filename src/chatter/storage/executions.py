@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.clock import utcnow
@@ -41,8 +41,14 @@ async def finish_execution(
 
     Guarded on `status = 'running'`, so closing twice (a crash recovery racing a late
     close) changes nothing the second time. The totals and the rollup increments come
-    from one read of the call rows, so they cannot disagree.
+    from one read of the call rows, so they cannot disagree: that read follows the row
+    lock, so a call recorded concurrently (`lock_running`) is either in it or not recorded.
     """
+    # On SQLite the write transaction already excludes every other writer, and the UPDATE
+    # below is guarded: the lock would be one more statement for nothing.
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if not sqlite and not await lock_running(session, execution.id):
+        return None
     calls = (await rollups.calls_of(session, [execution.id])).get(execution.id, [])
     usage = usage_of(calls)
     now = utcnow()
@@ -75,6 +81,22 @@ async def finish_execution(
     rollup = rollups.Deltas()
     rollup.add_execution(facts, calls)
     return Closed(usage, rollup, closed)
+
+
+async def lock_running(session: AsyncSession, execution_id: str) -> bool:
+    """Whether the execution is still running, holding its row until commit (PostgreSQL:
+    `FOR UPDATE`; SQLite: the write transaction already excludes every other writer).
+    Recording a call and closing take it first, so no call row lands on an execution
+    after its totals were summed."""
+    found = await session.scalar(
+        select(WorkflowExecution.id)
+        .where(
+            WorkflowExecution.id == execution_id,
+            WorkflowExecution.status == ExecutionStatus.RUNNING.value,
+        )
+        .with_for_update()
+    )
+    return found is not None
 
 
 def usage_of(calls: Sequence[rollups.CallFacts]) -> Usage:

@@ -136,6 +136,14 @@ class WorkflowExecution(TokenColumns, Base):
         Index("ix_workflow_executions_user_started", "user_id", "started_at"),
         # Analytics rebuild and check read finished executions by when they finished.
         Index("ix_workflow_executions_finished_at", "finished_at"),
+        # Recovery looks up running executions by owner: a partial index holds only the
+        # running ones, so it stays as small as the work in flight.
+        Index(
+            "ix_workflow_executions_running_owner",
+            "owner_id",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
     )
 
     id: Mapped[str] = _id_column()
@@ -156,6 +164,23 @@ class WorkflowExecution(TokenColumns, Base):
     total_cost: Mapped[Decimal] = _money()
     error: Mapped[str | None] = mapped_column(Text)
     correlation_id: Mapped[str] = mapped_column(String(128), index=True, nullable=False)
+    # The worker (`workers.id`) running it; None on rows from before workers had ids. No
+    # foreign key: a dead worker's row is deleted once its executions are recovered.
+    owner_id: Mapped[str | None] = mapped_column(String(26))
+
+
+class Worker(Base):
+    """One row per running `chatter serve` process (a new id per start), with its heartbeat.
+    A worker whose heartbeat is older than the lease is dead: any worker recovers its
+    running executions, then deletes its row."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = _id_column()
+    hostname: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
 
 
 class Message(TokenColumns, Base):

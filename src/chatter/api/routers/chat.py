@@ -42,7 +42,7 @@ def chat_out(closed: TurnClosed) -> ChatOut:
     )
 
 
-@router.post("/chat", responses=error_responses(400, 401, 404, 422, 502))
+@router.post("/chat", responses=error_responses(400, 401, 404, 409, 422, 502))
 async def chat(
     body: ChatIn,
     user: CurrentUser,
