@@ -61,7 +61,8 @@ async def append_messages(
                 updated_at=now,
             )
             .returning(Conversation)
-            .execution_options(populate_existing=True)
+            # The returned row refreshes the session's copy; no evaluation in Python.
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
     ).scalar_one_or_none()
     if conversation is None:

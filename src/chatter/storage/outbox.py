@@ -39,6 +39,7 @@ async def write_events(session: AsyncSession, events: Sequence[DomainEvent]) -> 
             .where(EventSequence.id == SEQUENCE_ROW)
             .values(last_id=EventSequence.last_id + len(events))
             .returning(EventSequence.last_id)
+            .execution_options(synchronize_session=False)
         )
     ).scalar_one()
     now = utcnow()
@@ -156,6 +157,7 @@ async def mark_published(session: AsyncSession, ids: Sequence[int]) -> None:
             update(Event)
             .where(Event.id.in_(list(ids)), Event.published_at.is_(None))
             .values(published_at=utcnow())
+            .execution_options(synchronize_session=False)
         )
 
 
@@ -163,7 +165,10 @@ async def unmark_published(session: AsyncSession, ids: Sequence[int]) -> None:
     """Give claimed events back to the relay (their publish failed)."""
     if ids:
         await session.execute(
-            update(Event).where(Event.id.in_(list(ids))).values(published_at=None)
+            update(Event)
+            .where(Event.id.in_(list(ids)))
+            .values(published_at=None)
+            .execution_options(synchronize_session=False)
         )
 
 
