@@ -101,7 +101,7 @@ async def _measure(group: list[targets.Target], sizes: Sizes, out: dict[str, Fig
 
 def _print_phase(name: str, phase: str, measured: load.Phase) -> None:
     line = (
-        f"  {name:<18} {phase:<6} {measured.per_s:6.1f}/s  p50 {measured.p(50):6.1f}  "
+        f"  {name:<20} {phase:<6} {measured.per_s:6.1f}/s  p50 {measured.p(50):6.1f}  "
         f"p99 {measured.p(99):6.1f} ms  cpu {measured.cpu_ms_per_request or 0:5.2f} ms"
     )
     if measured.errors:
