@@ -62,13 +62,13 @@ ROWS: tuple[tuple[str, str, Value], ...] = (
     ("turns/s, c1", "per_s_c1", _phase("c1", "per_s")),
     ("turns/s, c16", "per_s_c16", _phase("c16", "per_s")),
     ("turns/s, c64", "per_s_c64", _phase("c64", "per_s")),
-    ("p50 / p95 / p99, c16 (ms)", "p50_c16_ms", _phase("c16", "50")),
-    ("", "p95_c16_ms", _phase("c16", "95")),
-    ("", "p99_c16_ms", _phase("c16", "99")),
+    ("p50, c16 (ms)", "p50_c16_ms", _phase("c16", "50")),
+    ("p95, c16 (ms)", "p95_c16_ms", _phase("c16", "95")),
+    ("p99, c16 (ms)", "p99_c16_ms", _phase("c16", "99")),
     ("added latency p50, c16 (ms)", "added_p50_c16_ms", _added("c16")),
-    ("p50 / p95 / p99, c64 (ms)", "p50_c64_ms", _phase("c64", "50")),
-    ("", "p95_c64_ms", _phase("c64", "95")),
-    ("", "p99_c64_ms", _phase("c64", "99")),
+    ("p50, c64 (ms)", "p50_c64_ms", _phase("c64", "50")),
+    ("p95, c64 (ms)", "p95_c64_ms", _phase("c64", "95")),
+    ("p99, c64 (ms)", "p99_c64_ms", _phase("c64", "99")),
     ("added latency p50, c64 (ms)", "added_p50_c64_ms", _added("c64")),
     ("server CPU ms/turn, c1", "cpu_ms_c1", _phase("c1", "cpu")),
     ("server CPU ms/turn, c16", "cpu_ms_c16", _phase("c16", "cpu")),
@@ -107,7 +107,7 @@ def _table(out: dict[str, Figures], values: dict[str, dict[str, float | None]]) 
     for name in out:
         table.add_column(name, justify="right")
     for label, key, _ in ROWS:
-        table.add_row(label or "", *(_text(values[name][key]) for name in out))
+        table.add_row(label, *(_text(values[name][key]) for name in out))
     return table
 
 
@@ -138,10 +138,11 @@ def _print_targets(
     for column in ("figure", CHATTER, peer or "peer", "ratio", "target", "met"):
         table.add_column(column, justify="left" if column == "figure" else "right")
     ratios = _ratios(values, peer) if peer else []
+    labels = {key: label for label, key, _ in ROWS}
     for row in ratios:
         verdict = "-" if row["met"] is None else _verdict(row["met"])
         table.add_row(
-            row["figure"],
+            labels[row["figure"]],
             _text(row["chatter"]),
             _text(row["peer"]),
             _text(row["ratio"]),
@@ -159,7 +160,7 @@ def _print_targets(
         }
     )
     table.add_row(
-        "delivery_p99_ms",
+        labels["delivery_p99_ms"],
         _text(delivery),
         "",
         "",
