@@ -36,9 +36,11 @@ lint: install
 fuzz: install
 	$(BIN)/python tests/fuzz/run.py $(FUZZ_ARGS)
 
-# `make bench BENCH=analytics` runs only the analytics benchmark (names: chat, analytics).
+# `make bench BENCH=turns` runs only the chat-turn benchmark (sections: turns, analytics);
+# `PEER=litellm` adds the LiteLLM proxy (installed once into var/peer-litellm/);
+# `SIZES=c1=200,stream=100,c16=800,c64=1200,events=100` sets the requests per phase.
 bench: install
-	$(BIN)/python -m bench $(BENCH)
+	$(BIN)/python -m bench $(BENCH)$(if $(PEER), --peer $(PEER))$(if $(SIZES), --sizes $(SIZES))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
