@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+
+from sqlalchemy import Table
 
 from chatter.domain.usage import Usage
 from chatter.storage.models import Base
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Core table, for plain-row statements on the hot path (no unit of work)."""
+    return cast(Table, model.__table__)
 
 
 def fit(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:

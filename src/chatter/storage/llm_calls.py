@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.events import DomainEvent, EventType
 from chatter.domain.usage import Usage
-from chatter.storage.columns import fit, usage_columns
+from chatter.storage.columns import fit, table_of, usage_columns
 from chatter.storage.models import LLMCall, ToolInvocation, WorkflowExecution
 
 TOOL_RESULT_IN_EVENT = 1000  # characters of a tool's result carried by its event
@@ -89,14 +90,19 @@ async def record_calls(
 ) -> list[DomainEvent]:
     """Write the rows of `tools` then `calls` (the order they happened in: a tool runs
     between two model calls); returns their `tool_called` / `llm_call_completed` events."""
-    session.add_all([tool_call_row(execution.id, execution.correlation_id, t) for t in tools])
-    session.add_all([llm_call_row(execution.id, execution.correlation_id, c) for c in calls])
-    await session.flush()
+    # Core inserts of plain rows: the ORM's unit of work cost ~3x the CPU, for objects
+    # nobody reads back.
+    if tools:
+        rows = [tool_call_row(execution.id, execution.correlation_id, t) for t in tools]
+        await session.execute(insert(table_of(ToolInvocation)), rows)
+    if calls:
+        rows = [llm_call_row(execution.id, execution.correlation_id, c) for c in calls]
+        await session.execute(insert(table_of(LLMCall)), rows)
     events = [tool_called(execution, tool) for tool in tools]
     return events + [llm_call_completed(execution, call) for call in calls]
 
 
-def llm_call_row(execution_id: str, correlation_id: str, record: CallUsage) -> LLMCall:
+def llm_call_row(execution_id: str, correlation_id: str, record: CallUsage) -> dict[str, Any]:
     values = {
         "id": record.call_id,
         "execution_id": execution_id,
@@ -112,10 +118,10 @@ def llm_call_row(execution_id: str, correlation_id: str, record: CallUsage) -> L
         "error": record.error,
         "correlation_id": correlation_id,
     }
-    return LLMCall(**fit(LLMCall, values))
+    return fit(LLMCall, values)
 
 
-def tool_call_row(execution_id: str, correlation_id: str, record: ToolUse) -> ToolInvocation:
+def tool_call_row(execution_id: str, correlation_id: str, record: ToolUse) -> dict[str, Any]:
     values = {
         "execution_id": execution_id,
         "node": record.node,
@@ -127,7 +133,7 @@ def tool_call_row(execution_id: str, correlation_id: str, record: ToolUse) -> To
         "latency_ms": record.latency_ms,
         "correlation_id": correlation_id,
     }
-    return ToolInvocation(**fit(ToolInvocation, values))
+    return fit(ToolInvocation, values)
 
 
 def llm_call_completed(execution: WorkflowExecution, call: CallUsage) -> DomainEvent:

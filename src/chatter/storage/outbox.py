@@ -22,9 +22,13 @@ from chatter.domain.events import (
     EventType,
     UnifiedEvent,
 )
+from chatter.storage.columns import table_of
 from chatter.storage.models import Event, EventSequence
 
 SEQUENCE_ROW = 1
+# Core tables on the hot path: plain rows, no ORM unit of work (a third of the CPU).
+SEQUENCE = table_of(EventSequence)
+EVENTS = table_of(Event)
 
 
 async def write_events(session: AsyncSession, events: Sequence[DomainEvent]) -> list[UnifiedEvent]:
@@ -35,11 +39,10 @@ async def write_events(session: AsyncSession, events: Sequence[DomainEvent]) -> 
         return []
     last = (
         await session.execute(
-            update(EventSequence)
-            .where(EventSequence.id == SEQUENCE_ROW)
-            .values(last_id=EventSequence.last_id + len(events))
-            .returning(EventSequence.last_id)
-            .execution_options(synchronize_session=False)
+            update(SEQUENCE)
+            .where(SEQUENCE.c.id == SEQUENCE_ROW)
+            .values(last_id=SEQUENCE.c.last_id + len(events))
+            .returning(SEQUENCE.c.last_id)
         )
     ).scalar_one()
     now = utcnow()
@@ -58,7 +61,7 @@ async def write_events(session: AsyncSession, events: Sequence[DomainEvent]) -> 
         for offset, event in enumerate(events)
     ]
     await session.execute(
-        insert(Event),
+        insert(EVENTS),
         [
             {
                 "id": e.id,
