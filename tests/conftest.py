@@ -41,6 +41,18 @@ class Actor:
 UserFactory = Callable[..., Awaitable[Actor]]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/load/conftest.py: pytest reads options only from the conftest files
+    # it loads before parsing the command line, and `pytest` from the root does not load that.
+    group = parser.getgroup("load", "the load-and-fault tests (tests/load)")
+    group.addoption(
+        "--load-turns", type=int, default=2000, help="Chat turns the load test runs (2000)."
+    )
+    group.addoption(
+        "--load-concurrency", type=int, default=32, help="Turns in flight at once (32)."
+    )
+
+
 async def _create_postgres_database(admin_url: str) -> tuple[str, Callable[[], Awaitable[None]]]:
     name = f"chatter_test_{new_id().lower()}"
     admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")

@@ -1,0 +1,80 @@
+"""`chatter serve` as a real process on a free port, configured by environment like an
+operator would, talking to a fake model server of the test process; it can be killed hard."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import time
+
+import httpx
+
+from conftest import TEST_SECRET
+from integration.processes import ROOT, Process, clean_env, free_port
+
+
+def server_env(database_url: str, model_url: str, **extra: str) -> dict[str, str]:
+    env = clean_env(
+        CHATTER_ENV="test",
+        CHATTER_DATABASE_URL=database_url,
+        CHATTER_SECRET_KEY=TEST_SECRET,
+        CHATTER_OPENAI_BASE_URL=model_url,
+        CHATTER_OPENAI_API_KEY="test-key",
+        CHATTER_DEFAULT_PROVIDER="openai",
+        CHATTER_DEFAULT_MODEL="gpt-4o-mini",
+        CHATTER_LOG_LEVEL="WARNING",
+    )
+    redis_url = os.environ.get("CHATTER_TEST_REDIS_URL")
+    if redis_url:
+        env["CHATTER_REDIS_URL"] = redis_url
+        # Event ids mean something only within one database: a stream per database.
+        digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+        env["CHATTER_EVENTS__REDIS_STREAM"] = f"chatter:test:load:{digest}"
+    env.update(extra)
+    return env
+
+
+class ChatterServer:
+    """One `chatter serve` (a single worker: the process we start is the server)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env
+        self.process: Process | None = None
+
+    async def start(self, timeout_s: float = 60) -> None:
+        chatter = str(ROOT / ".venv" / "bin" / "chatter")
+        self.process = Process([chatter, "serve", "--port", str(self.port)], self.env)
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                assert self.process.popen.poll() is None, self.output
+                try:
+                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"chatter serve did not start:\n{self.output}")
+
+    @property
+    def output(self) -> str:
+        return self.process.output.text if self.process else ""
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.popen.pid
+
+    def kill(self) -> None:
+        """SIGKILL to the server's process group: no shutdown, no close, no flush."""
+        assert self.process is not None
+        os.killpg(self.pid, signal.SIGKILL)
+        self.process.popen.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
