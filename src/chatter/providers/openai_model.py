@@ -46,7 +46,7 @@ class _Completions:
         response = getattr(result, "response", None) if payload.get("stream") else None
         if response is not None and _is_json(response.headers):
             return ReplayedChunks(completion_chunks(json.loads(response.read())))
-        return result
+        return _as_dicts(result) if response is not None else result
 
 
 class _AsyncCompletions(_Completions):
@@ -55,7 +55,17 @@ class _AsyncCompletions(_Completions):
         response = getattr(result, "response", None) if payload.get("stream") else None
         if response is not None and _is_json(response.headers):
             return ReplayedChunks(completion_chunks(json.loads(await response.aread())))
-        return result
+        return _as_dicts(result) if response is not None else result
+
+
+def _as_dicts(stream: Any) -> Any:
+    """Have the SDK's stream yield each chunk as its parsed JSON: LangChain turns the typed
+    chunk straight back into a dict, and building it was a sixth of the call's CPU. The
+    SDK's own handling of `[DONE]` and of error events is kept (it returns the data as is
+    for `object`)."""
+    if hasattr(stream, "_cast_to"):
+        stream._cast_to = object
+    return stream
 
 
 def _is_json(headers: Mapping[str, str]) -> bool:
