@@ -99,8 +99,15 @@ class TurnCloser:
             )
             tools = progress.tools[progress.tools_recorded :]
             events = await llm_calls.record_calls(session, started.execution, unrecorded, tools)
+            # Every tool this turn ran is stored by now (before its next call, or just above),
+            # unless a failed write leaves that unknown.
+            known_tools = None if progress.recording_uncertain else len(progress.tools)
             closed = await executions.finish_execution(
-                session, started.execution, outcome.status, outcome.reason
+                session,
+                started.execution,
+                outcome.status,
+                outcome.reason,
+                tool_calls=known_tools,
             )
             if closed is not None:
                 drafts = _closing_messages(started, progress, records, outcome)

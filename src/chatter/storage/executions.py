@@ -35,9 +35,12 @@ async def finish_execution(
     execution: WorkflowExecution,
     status: ExecutionStatus,
     error: str | None,
+    *,
+    tool_calls: int | None = None,
 ) -> Closed | None:
     """Close a running execution with totals summed from its LLM call rows; None when it
-    was not running any more.
+    was not running any more. `tool_calls`: how many tool rows it has, when the caller
+    knows for certain (saves counting them).
 
     Guarded on `status = 'running'`, so closing twice (a crash recovery racing a late
     close) changes nothing the second time. The totals and the rollup increments come
@@ -76,7 +79,8 @@ async def finish_execution(
     )
     if closed is None:
         return None
-    tool_calls = (await rollups.tool_counts(session, [execution.id])).get(execution.id, 0)
+    if tool_calls is None:  # not known to the caller: count the rows
+        tool_calls = (await rollups.tool_counts(session, [execution.id])).get(execution.id, 0)
     facts = rollups.facts_of(execution, status=status.value, finished_at=now, tool_calls=tool_calls)
     rollup = rollups.Deltas()
     rollup.add_execution(facts, calls)
