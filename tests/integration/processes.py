@@ -3,6 +3,7 @@ watch their output, for tests of what an operator sees."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -12,6 +13,8 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -127,3 +130,18 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(5)
+
+
+async def wait_until_ready(url: str, server: Process, timeout_s: float = 60) -> None:
+    """Poll `/readyz` until the server answers 200 (it failing to start fails the test)."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            assert server.popen.poll() is None, server.output.text
+            try:
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the server did not start:\n{server.output.text}")

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
 
 import httpx
 from metrics_support import parse, total, value
-from processes import ROOT, Process, clean_env, free_port
+from processes import ROOT, Process, clean_env, free_port, wait_until_ready
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
@@ -34,20 +33,6 @@ def turns_by_pid(directory: Path) -> dict[str, float]:
                 count = sum(s.value for s in family.samples if s.name.endswith("_total"))
                 served[pid] = served.get(pid, 0) + count
     return served
-
-
-async def wait_until_up(url: str, server: Process) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            assert server.popen.poll() is None, server.output.text
-            try:
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"the server did not start:\n{server.output.text}")
 
 
 async def one_turn(url: str, headers: dict[str, str]) -> None:
@@ -107,7 +92,7 @@ async def test_metrics_add_up_the_turns_of_every_worker(database_url: str, tmp_p
     chatter = str(ROOT / ".venv" / "bin" / "chatter")
     server = Process([chatter, "serve", "--workers", "2", "--port", str(port)], env)
     try:
-        await wait_until_up(url, server)
+        await wait_until_ready(url, server)
         headers = await register(url)
         turns = 0
         while turns < MAX_TURNS:

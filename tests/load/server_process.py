@@ -3,16 +3,12 @@ operator would, talking to a fake model server of the test process; it can be ki
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import signal
-import time
-
-import httpx
 
 from conftest import TEST_SECRET
-from integration.processes import ROOT, Process, clean_env, free_port
+from integration.processes import ROOT, Process, clean_env, free_port, wait_until_ready
 
 
 def server_env(database_url: str, model_url: str, **extra: str) -> dict[str, str]:
@@ -48,17 +44,7 @@ class ChatterServer:
     async def start(self, timeout_s: float = 60) -> None:
         chatter = str(ROOT / ".venv" / "bin" / "chatter")
         self.process = Process([chatter, "serve", "--port", str(self.port)], self.env)
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                assert self.process.popen.poll() is None, self.output
-                try:
-                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"chatter serve did not start:\n{self.output}")
+        await wait_until_ready(self.url, self.process, timeout_s)
 
     @property
     def output(self) -> str:
