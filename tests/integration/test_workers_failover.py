@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 from accounting import TERMINAL, assert_events_recorded, assert_invariants, assert_rollups_match
 from metrics_support import parse, total, value
-from processes import ROOT, Process, clean_env, free_port
+from processes import ROOT, Process, clean_env, free_port, wait_until_ready
 from sqlalchemy import select
 from sse_client import SseEvent, read_events
-from test_metrics_workers import register, wait_until_up
+from test_metrics_workers import register
 
 from chatter.storage.db import create_engine
 from chatter.storage.models import LLMCall, Worker, WorkflowExecution
@@ -152,7 +152,7 @@ async def test_a_killed_workers_turns_are_recovered_by_the_other(
         victim, survivor = serve(ports[0], env), serve(ports[1], env)
         try:
             await asyncio.gather(
-                wait_until_up(victim_url, victim), wait_until_up(survivor_url, survivor)
+                wait_until_ready(victim_url, victim), wait_until_ready(survivor_url, survivor)
             )
             await run_failover(database_url, victim, victim_url, survivor, survivor_url)
         finally:
