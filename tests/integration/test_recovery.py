@@ -275,3 +275,27 @@ async def test_two_workers_racing_to_recover_count_each_execution_once(
     await assert_invariants(engine)
     await assert_events_recorded(engine)
     await assert_rollups_match(engine)
+
+
+async def test_a_worker_never_recovers_its_own_turns_even_with_a_late_heartbeat(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_user: UserFactory,
+    settings: Settings,
+    engine: AsyncEngine,
+) -> None:
+    """A stalled loop or a suspended host makes a worker's own heartbeat look stale: its
+    recovery pass must not close the turns it is running (others may, after the lease)."""
+    user = await make_user()
+    conversation_id = await new_conversation(client, user)
+    sessions = create_session_factory(engine)
+    me = await seed_worker(sessions, utcnow() - timedelta(seconds=2 * settings.executions.lease_s))
+    mine = await seed_execution(sessions, user, conversation_id, me)
+    container: Container = app.state.container
+    own_pass = ExecutionRecovery(sessions, container.publisher, settings.executions, me)
+    await own_pass.recover()
+    assert await statuses(engine, [mine]) == {mine: "running"}
+    assert me in await worker_ids(engine)  # nor forgets itself
+    other_pass = ExecutionRecovery(sessions, container.publisher, settings.executions, new_id())
+    assert await other_pass.recover() >= 1
+    assert await statuses(engine, [mine]) == {mine: "failed"}

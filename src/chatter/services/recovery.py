@@ -123,7 +123,7 @@ class ExecutionRecovery:
         now = utcnow()
         cutoff = now - timedelta(seconds=self._settings.lease_s)
         async with self._sessions() as session:
-            orphans = await workers.orphaned_executions(session, cutoff)
+            orphans = await workers.orphaned_executions(session, cutoff, self.worker_id)
             await session.commit()
         recovered = await recover_executions(
             self._sessions, self._publisher, [execution_id for execution_id, _ in orphans]
@@ -133,7 +133,7 @@ class ExecutionRecovery:
             log.warning("recovered_interrupted_executions", count=recovered, owners=owners)
         forget = now - timedelta(seconds=self._settings.lease_s * FORGET_AFTER_LEASES)
         async with self._sessions() as session:
-            forgotten = await workers.delete_dead(session, cutoff, forget)
+            forgotten = await workers.delete_dead(session, cutoff, forget, self.worker_id)
             await session.commit()
         if forgotten:
             log.info("dead_workers_forgotten", count=forgotten)

@@ -3,11 +3,13 @@ execution's outcome and the conversation's increments - whatever way the turn en
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
@@ -26,6 +28,9 @@ from chatter.workflows.events import ModelCallRecord, ToolCallRecord
 from chatter.workflows.ledger import CallLedger
 
 log = get_logger("chatter.chat")
+# The fallback's tries, with pauses of 0.05, 0.2 and 0.8 s between them.
+FALLBACK_TRIES = 4
+FALLBACK_FIRST_PAUSE_S = 0.05
 _Row = TypeVar("_Row", Conversation, WorkflowExecution)
 RECOVERED = (
     "This turn's execution was closed as failed by recovery: its worker missed its heartbeat "
@@ -147,29 +152,42 @@ class TurnCloser:
         self, started: TurnStarted, progress: TurnProgress, exc: Exception
     ) -> None:
         """Close the execution as failed, with the calls the failed close would have stored
-        (a call may be written only by the close); without them if even that fails."""
+        (a turn's last call is written by its close). A passing failure (a lost connection,
+        a deadlock, a pool timeout) is retried with them; only rows the database refuses
+        (their data) are left out, so the execution is at least closed."""
         reason = f"the turn could not be recorded: {type(exc).__name__}"
-        for with_calls in (True, False):
+        with_calls = True
+        for attempt in range(FALLBACK_TRIES):
+            if attempt:
+                await asyncio.sleep(FALLBACK_FIRST_PAUSE_S * 4 ** (attempt - 1))
             try:
-                async with self._sessions() as session:
-                    events = []
-                    if with_calls:
-                        unrecorded = await _unrecorded(session, started, progress, uncertain=True)
-                        events = await llm_calls.record_calls(
-                            session, started.execution, unrecorded, []
-                        )
-                    closed = await executions.finish_execution(
-                        session, started.execution, ExecutionStatus.FAILED, reason
-                    )
-                    if closed is None:  # recovery closed it: the calls stay out of it too
-                        await session.rollback()
-                        return
-                    events += execution_finished(closed.execution, None, closed.rollup)
-                    await rollups.record_completion(session, closed.rollup)
-                    await self._publisher.commit(session, events)
+                await self._close_failed(started, progress, reason, with_calls=with_calls)
                 return
+            except (IntegrityError, DataError):
+                log.exception("turn_close_fallback_refused", execution_id=started.execution.id)
+                with_calls = False
             except Exception:  # the database itself is gone: recovery will close it
-                log.exception("turn_close_fallback_failed", execution_id=started.execution.id)
+                log.exception(
+                    "turn_close_fallback_failed", execution_id=started.execution.id, attempt=attempt
+                )
+
+    async def _close_failed(
+        self, started: TurnStarted, progress: TurnProgress, reason: str, *, with_calls: bool
+    ) -> None:
+        async with self._sessions() as session:
+            events = []
+            if with_calls:
+                unrecorded = await _unrecorded(session, started, progress, uncertain=True)
+                events = await llm_calls.record_calls(session, started.execution, unrecorded, [])
+            closed = await executions.finish_execution(
+                session, started.execution, ExecutionStatus.FAILED, reason
+            )
+            if closed is None:  # recovery closed it: the calls stay out of it too
+                await session.rollback()
+                return
+            events += execution_finished(closed.execution, None, closed.rollup)
+            await rollups.record_completion(session, closed.rollup)
+            await self._publisher.commit(session, events)
 
 
 def _recovered(outcome: Outcome) -> ChatterError:

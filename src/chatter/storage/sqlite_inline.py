@@ -24,6 +24,7 @@ from sqlalchemy import pool
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import TimeoutError as DatabaseTimeout
 from sqlalchemy.util.concurrency import await_
 
 DRIVER = "chatter_inline"
@@ -95,8 +96,14 @@ def when_unlocked(action: Callable[[], _T], timeout_s: float) -> _T:
         try:
             return action()
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or time.monotonic() >= deadline:
+            if not _is_busy(exc):
                 raise
+            if time.monotonic() >= deadline:
+                # What a pool that cannot hand out a connection raises: answered 503
+                # database_busy with Retry-After, like any other wait for the database.
+                raise DatabaseTimeout(
+                    f"another connection held SQLite's write lock for {timeout_s:g} s"
+                ) from exc
         await_(asyncio.sleep(pause))
         pause = min(pause * 2, _MAX_PAUSE_S)
 

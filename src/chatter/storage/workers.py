@@ -50,16 +50,18 @@ async def remove(session: AsyncSession, worker_id: str) -> None:
 
 
 async def orphaned_executions(
-    session: AsyncSession, cutoff: datetime
+    session: AsyncSession, cutoff: datetime, alive: str
 ) -> list[tuple[str, str | None]]:
     """(execution id, owner id) of running executions whose owner is unknown (rows from
     before owners), has no worker row (it shut down, or was deleted as dead), or last
-    heartbeated before `cutoff`."""
+    heartbeated before `cutoff` - never those of `alive`, the worker asking: it is running
+    them (its heartbeat may merely be late, after a stalled loop or a suspended host)."""
     rows = await session.execute(
         select(WorkflowExecution.id, WorkflowExecution.owner_id)
         .outerjoin(Worker, Worker.id == WorkflowExecution.owner_id)
         .where(
             WorkflowExecution.status == RUNNING,
+            or_(WorkflowExecution.owner_id.is_(None), WorkflowExecution.owner_id != alive),
             or_(
                 WorkflowExecution.owner_id.is_(None),
                 Worker.id.is_(None),
@@ -70,7 +72,9 @@ async def orphaned_executions(
     return [(execution_id, owner_id) for execution_id, owner_id in rows]
 
 
-async def delete_dead(session: AsyncSession, cutoff: datetime, forget_before: datetime) -> int:
+async def delete_dead(
+    session: AsyncSession, cutoff: datetime, forget_before: datetime, alive: str
+) -> int:
     """Delete the rows of workers dead since `cutoff` that own no running execution any
     more (all recovered), and of any dead since `forget_before` (their executions, if one
     could still not be closed, count as ownerless then), so the table does not grow."""
@@ -80,6 +84,7 @@ async def delete_dead(session: AsyncSession, cutoff: datetime, forget_before: da
     result = await session.execute(
         delete(Worker)
         .where(
+            Worker.id != alive,
             Worker.heartbeat_at < cutoff,
             or_(~still_owns, Worker.heartbeat_at < forget_before),
         )
