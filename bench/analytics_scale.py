@@ -25,14 +25,12 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import analytics_seed
+from bench.scratch_database import scratch_postgres
 from chatter.app import create_app
 from chatter.container import Container
 from chatter.domain.clock import utcnow
-from chatter.domain.ids import new_id
 from chatter.settings import Settings
 from chatter.storage.db import create_engine
 from chatter.storage.migrate import upgrade_to_head
@@ -144,16 +142,8 @@ async def _database(kind: str, calls: int) -> AsyncIterator[str]:
             leftover.unlink(missing_ok=True)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    name = f"chatter_bench_{new_id().lower()}"
-    admin = create_async_engine(kind, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(kind).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_postgres(kind) as url:
+        yield url
 
 
 async def _run(kind: str, calls: int) -> Run:

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import load
 from bench.processes import BenchError, Server, child_env, free_port, run_once, started
+from bench.scratch_database import scratch_postgres
 from chatter.domain.ids import new_id
 
 MODEL = "gpt-4o-mini"
@@ -72,20 +70,8 @@ async def database(kind: str, workdir: Path) -> AsyncIterator[str]:
     if kind == "sqlite":
         yield f"sqlite+aiosqlite:///{workdir / f'chatter-{new_id().lower()}.db'}"
         return
-    name = f"chatter_bench_{new_id().lower()}"
-    admin = create_async_engine(kind, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # a boundary: any failure here means no PostgreSQL target
-        await admin.dispose()
-        raise BenchError(f"cannot create a PostgreSQL database: {exc}") from exc
-    try:
-        yield make_url(kind).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_postgres(kind) as url:
+        yield url
 
 
 @asynccontextmanager

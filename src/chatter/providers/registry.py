@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import functools
 from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
@@ -63,7 +63,9 @@ class ProviderRegistry:
         self._settings = settings
         self._pricer = pricer
         self._providers = {config.name: config for config in _configs(settings)}
-        self._chat_models: OrderedDict[tuple[str, str, ModelOptions], BaseChatModel] = OrderedDict()
+        self._chat_models = functools.lru_cache(maxsize=CHAT_MODEL_CACHE_SIZE)(
+            self._build_chat_model
+        )
 
     @property
     def pricer(self) -> Pricer:
@@ -107,16 +109,7 @@ class ProviderRegistry:
     def chat_model(self, resolved: ResolvedModel, options: ModelOptions) -> BaseChatModel:
         """The chat model for these options, shared by every turn that uses them (LangChain
         chat models hold no per-call state; callbacks travel in each call's config)."""
-        key = (resolved.provider, resolved.model, options)
-        model = self._chat_models.get(key)
-        if model is None:
-            model = self._build_chat_model(resolved, options)
-            self._chat_models[key] = model
-            if len(self._chat_models) > CHAT_MODEL_CACHE_SIZE:
-                self._chat_models.popitem(last=False)
-        else:
-            self._chat_models.move_to_end(key)
-        return model
+        return self._chat_models(resolved, options)
 
     def _build_chat_model(self, resolved: ResolvedModel, options: ModelOptions) -> BaseChatModel:
         config = resolved.config

@@ -7,7 +7,7 @@ local file in WAL mode answers in microseconds, so this dialect runs the standar
 driver inline, in SQLAlchemy's greenlet on the event loop's thread.
 
 What could block the loop is waiting for another connection's write lock (another worker
-process, the CLI): so the busy handler is off (`busy_timeout=0`) and `begin_immediate`
+process, the CLI): so the busy handler is off (`busy_timeout=0`) and `when_unlocked`
 waits for the lock with `asyncio.sleep` between tries instead, for as long as the busy
 timeout would have. Readers never wait in WAL mode.
 """
