@@ -34,6 +34,7 @@ from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
 from chatter.workflows.executor import WorkflowExecutor
 from chatter.workflows.templates import builtin_templates
+from chatter.workflows.tools.catalog import BuiltinToolCatalog, ToolCatalog
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Container:
     traces: TraceService
     telemetry: Telemetry
     recovery: ExecutionRecovery
+    tools: ToolCatalog
     redis: Redis | None = None
 
     @property
@@ -103,6 +105,7 @@ class Container:
         # One id per process start: a restarted worker is a new owner, and the executions
         # its previous life left running are recovered.
         worker_id = new_id()
+        tools = BuiltinToolCatalog()
         return cls(
             settings=settings,
             engine=engine,
@@ -122,6 +125,7 @@ class Container:
                 conversations,
                 telemetry.tracing.tracer,
                 worker_id=worker_id,
+                tools=tools,
             ),
             executions=ExecutionService(publisher),
             publisher=publisher,
@@ -133,6 +137,7 @@ class Container:
             traces=TraceService(publisher),
             telemetry=telemetry,
             recovery=ExecutionRecovery(sessions, publisher, settings.executions, worker_id),
+            tools=tools,
             redis=redis,
         )
 

@@ -118,6 +118,7 @@ def gated_app(live_app: FastAPI, gate: CommitGate, settings: Settings) -> FastAP
         container.publisher,
         container.conversations,
         worker_id=container.worker_id,
+        tools=container.tools,
     )
     return live_app
 

@@ -48,7 +48,7 @@ from chatter.workflows.executor import WorkflowExecutor, WorkflowRun
 from chatter.workflows.ledger import CallLedger
 from chatter.workflows.state import RunContext
 from chatter.workflows.templates import CHAT, TOOL_WORKFLOWS
-from chatter.workflows.tools import builtin_tools
+from chatter.workflows.tools.catalog import ToolCatalog
 
 log = get_logger("chatter.chat")
 TITLE_LENGTH = 60
@@ -93,6 +93,7 @@ class ChatService:
         tracer: trace.Tracer | None = None,
         *,
         worker_id: str,
+        tools: ToolCatalog,
     ) -> None:
         self._sessions = sessions
         # Stamped on every execution this process opens (in the same INSERT): recovery
@@ -104,7 +105,7 @@ class ChatService:
         self._registry = registry
         self._executor = executor
         self._llm = llm
-        self._tools = builtin_tools()
+        self._tools = tools
         self._guard = CompletionGuard()
         self._closer = TurnCloser(sessions, self._guard, publisher)
 
@@ -243,7 +244,7 @@ class ChatService:
         history: list[Message],
         progress: TurnProgress,
     ) -> AsyncGenerator[TurnEvent]:
-        run = self._workflow_run(turn, history, progress.ledger)
+        run = await self._workflow_run(turn, started, history, progress.ledger)
         # A call that asked for no tools is usually the turn's last: its row is written by
         # the close, in the same transaction, saving a commit per turn. Anything else that
         # happens next writes it first, so a finished call is never held in memory while
@@ -327,15 +328,22 @@ class ChatService:
         await session.flush()
         return conversation
 
-    def _workflow_run(
-        self, turn: AdmittedTurn, history: list[Message], ledger: CallLedger
+    async def _workflow_run(
+        self,
+        turn: AdmittedTurn,
+        started: TurnStarted,
+        history: list[Message],
+        ledger: CallLedger,
     ) -> WorkflowRun:
+        tools = await self._tools.tools() if turn.workflow in TOOL_WORKFLOWS else {}
         context = RunContext(
             resolved=turn.resolved,
             chat_model=self._registry.chat_model(turn.resolved, turn.options),
             ledger=ledger,
-            tools=self._tools if turn.workflow in TOOL_WORKFLOWS else {},
+            tools=tools,
             max_tool_iterations=self._llm.max_tool_iterations,
+            user_id=turn.user.id,
+            conversation_id=started.conversation.id,
         )
         messages = to_langchain(history, turn.system_prompt, with_tools=bool(context.tools))
         return WorkflowRun(turn.workflow, messages, context)

@@ -34,6 +34,9 @@ class RunContext:
     ledger: CallLedger
     tools: dict[str, BaseTool]
     max_tool_iterations: int
+    # Whose run this is: tools that read data (conversation_search) see only this user's.
+    user_id: str
+    conversation_id: str
 
 
 def run_context(config: RunnableConfig) -> RunContext:
