@@ -23,6 +23,7 @@ from chatter.api.routers import (
     health,
     metrics,
     monitoring,
+    openai_compat,
     providers,
     traces,
     webhooks,
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         traces.router,
         dashboard.router,
         metrics.router,
+        openai_compat.router,
     ):
         app.include_router(router)
     install_docs(app)

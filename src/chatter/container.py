@@ -22,6 +22,7 @@ from chatter.services.analytics import AnalyticsService
 from chatter.services.api_keys import ApiKeyService
 from chatter.services.auth import AuthService
 from chatter.services.chat import ChatService
+from chatter.services.compat_turns import CompatTurns
 from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.events import EventService
@@ -60,6 +61,7 @@ class Container:
     telemetry: Telemetry
     recovery: ExecutionRecovery
     tools: ToolCatalog
+    compat: CompatTurns  # the OpenAI- and Anthropic-compatible endpoints' turns
     redis: Redis | None = None
 
     @property
@@ -106,6 +108,17 @@ class Container:
         # its previous life left running are recovered.
         worker_id = new_id()
         tools = BuiltinToolCatalog()
+        chat = ChatService(
+            sessions,
+            providers,
+            executor,
+            settings.llm,
+            publisher,
+            conversations,
+            telemetry.tracing.tracer,
+            worker_id=worker_id,
+            tools=tools,
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -116,17 +129,7 @@ class Container:
             conversations=conversations,
             providers=providers,
             executor=executor,
-            chat=ChatService(
-                sessions,
-                providers,
-                executor,
-                settings.llm,
-                publisher,
-                conversations,
-                telemetry.tracing.tracer,
-                worker_id=worker_id,
-                tools=tools,
-            ),
+            chat=chat,
             executions=ExecutionService(publisher),
             publisher=publisher,
             events=EventService(bus, sessions, settings.events),
@@ -138,6 +141,7 @@ class Container:
             telemetry=telemetry,
             recovery=ExecutionRecovery(sessions, publisher, settings.executions, worker_id),
             tools=tools,
+            compat=CompatTurns(chat, providers, settings.model_aliases),
             redis=redis,
         )
 

@@ -72,6 +72,12 @@ class UnknownModel(BadRequest):
     code = "unknown_model"
 
 
+class ModelNotFound(NotFound):
+    """A compatible endpoint's `model` names no configured provider/model or alias."""
+
+    code = "model_not_found"
+
+
 class ProviderError(ChatterError):
     """The model provider failed (HTTP error, timeout, broken stream)."""
 

@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     anthropic_models: list[str] = Field(default_factory=list)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
+    # Names the compatible endpoints (/v1/...) accept for `model`, each a "provider/model":
+    # CHATTER_MODEL_ALIASES='{"fast": "openai/gpt-4o-mini"}'.
+    model_aliases: dict[str, str] = Field(default_factory=dict)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
@@ -221,6 +224,15 @@ class Settings(BaseSettings):
 
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("model_aliases")
+    @classmethod
+    def _aliases_name_a_provider(cls, value: dict[str, str]) -> dict[str, str]:
+        for alias, target in value.items():
+            provider, _, model = target.partition("/")
+            if not provider or not model:
+                raise ValueError(f"alias {alias!r} must map to 'provider/model', not {target!r}")
         return value
 
     @field_validator("providers", mode="before")

@@ -43,6 +43,9 @@ def _fix_validation_response(operation: dict[str, Any]) -> None:
     content = responses.get("422", {}).get("content", {}).get("application/json", {})
     if content.get("schema", {}).get("$ref") != FASTAPI_422:
         return
+    if "x-chatter-error-format" in operation:  # answers invalid input with its own 400
+        del responses["422"]
+        return
     if _can_fail_validation(operation):
         content["schema"] = {"$ref": ERROR_SCHEMA}
     else:

@@ -56,6 +56,9 @@ class ResolvedModel:
 class ModelOptions:
     temperature: float | None = None
     max_tokens: int | None = None
+    # Set by the compatible endpoints (/v1/...); the demo model ignores both.
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
 
 
 class ProviderRegistry:
@@ -127,6 +130,8 @@ class ProviderRegistry:
                 api_key=config.api_key or SecretStr(PLACEHOLDER_KEY),
                 base_url=config.base_url,
                 temperature=options.temperature,
+                top_p=options.top_p,
+                stop=list(options.stop) or None,
                 max_tokens_to_sample=options.max_tokens or 1024,
                 default_request_timeout=llm.timeout_s,
                 max_retries=llm.max_retries,
@@ -140,6 +145,8 @@ class ProviderRegistry:
             api_key=config.api_key or SecretStr(PLACEHOLDER_KEY),
             base_url=config.base_url,
             temperature=options.temperature,
+            top_p=options.top_p,
+            stop=list(options.stop) or None,
             max_completion_tokens=None if compatible_server else options.max_tokens,
             extra_body={"max_tokens": options.max_tokens} if compatible_server else None,
             timeout=llm.timeout_s,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 from opentelemetry import trace
@@ -26,12 +26,14 @@ from chatter.errors import ChatterError, ExecutionInterrupted, InternalError
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
+from chatter.providers.tool_choice import provider_tool_choice
 from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, TurnStarted
+from chatter.services.client_turn import ClientTurn
 from chatter.services.completion import CompletionGuard
 from chatter.services.conversations import ConversationService
 from chatter.services.history import load_recent, to_langchain
 from chatter.services.turn_closing import RECOVERED, Outcome, TurnCloser, TurnProgress
-from chatter.services.turn_events import turn_opened
+from chatter.services.turn_events import message_created, turn_opened
 from chatter.services.turn_tracing import TurnTrace
 from chatter.settings import LLMSettings
 from chatter.storage import executions, llm_calls
@@ -65,6 +67,9 @@ class ChatRequest:
     system_prompt: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    # The compatible endpoints (services/compat_turns.py): the client's message list is the
+    # model's input and (in part) the stored input; its tools are declared, not run.
+    client: ClientTurn | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,8 @@ class ChatService:
             request.model or (defaults.default_model if defaults else None),
         )
         options = ModelOptions(request.temperature, request.max_tokens)
+        if request.client is not None:
+            options = replace(options, top_p=request.client.top_p, stop=request.client.stop)
         self._registry.check_options(resolved, options)
         workflow = request.workflow or (defaults.default_workflow if defaults else None) or CHAT
         self._executor.check(workflow)
@@ -261,6 +268,7 @@ class ChatService:
                     pending = None
                 if isinstance(event, ToolCallRequested):
                     tools_requested = True
+                    progress.requested.append(event)
                 elif isinstance(event, ModelCallFinished):
                     if tools_requested:
                         await self._guard.run(self._record_call(started, progress, event.record))
@@ -276,17 +284,7 @@ class ChatService:
         model will see - as of this turn's own message, whatever concurrent turns add."""
         async with self._sessions() as session:
             conversation = turn.conversation or await self._new_conversation(session, turn)
-            appended = await append_messages(
-                session,
-                conversation.id,
-                [
-                    MessageDraft(
-                        MessageRole.USER,
-                        turn.request.message,
-                        fields={"correlation_id": turn.correlation_id},
-                    )
-                ],
-            )
+            appended = await append_messages(session, conversation.id, _input_drafts(turn))
             execution = WorkflowExecution(
                 user_id=turn.user.id,
                 conversation_id=conversation.id,
@@ -301,9 +299,10 @@ class ChatService:
             await session.flush()
             # As the append left it in this transaction (concurrent turns move its aggregates).
             conversation = appended.conversation
-            (user_message,) = appended.messages
+            *earlier_input, user_message = appended.messages
             history = [user_message]
-            if user_message.sequence > 1:  # a new conversation has no history to read
+            # A new conversation has no history to read; a client's turn brings its own.
+            if user_message.sequence > 1 and turn.request.client is None:
                 history = await load_recent(
                     session,
                     conversation.id,
@@ -317,6 +316,7 @@ class ChatService:
                 provider=turn.resolved.provider,
                 model=turn.resolved.model,
             )
+            opened[1:1] = [message_created(execution, message) for message in earlier_input]
             await self._publisher.commit(session, opened)
         log.info("turn_opened", execution_id=execution.id, conversation_id=conversation.id)
         return TurnStarted(conversation, user_message, execution, turn.correlation_id), history
@@ -336,6 +336,7 @@ class ChatService:
         ledger: CallLedger,
     ) -> WorkflowRun:
         tools = await self._tools.tools() if turn.workflow in TOOL_WORKFLOWS else {}
+        client = turn.request.client
         context = RunContext(
             resolved=turn.resolved,
             chat_model=self._registry.chat_model(turn.resolved, turn.options),
@@ -344,7 +345,13 @@ class ChatService:
             max_tool_iterations=self._llm.max_tool_iterations,
             user_id=turn.user.id,
             conversation_id=started.conversation.id,
+            client_tools=client.tools if client else (),
+            client_tool_choice=provider_tool_choice(
+                turn.resolved.config.kind, client.tool_choice if client else None
+            ),
         )
+        if client is not None:
+            return WorkflowRun(turn.workflow, client.model_input(), context)
         messages = to_langchain(history, turn.system_prompt, with_tools=bool(context.tools))
         return WorkflowRun(turn.workflow, messages, context)
 
@@ -384,6 +391,14 @@ class ChatService:
         progress.ledger.interrupt_open_calls(call_status, reason)
         log.warning("turn_interrupted", status=status.value, error=reason)
         return await self._closer.close(started, progress, Outcome(status, reason, error))
+
+
+def _input_drafts(turn: AdmittedTurn) -> list[MessageDraft]:
+    """The messages a turn opens with: the user's message, or a client's stored input."""
+    if turn.request.client is not None:
+        return turn.request.client.input_drafts(turn.correlation_id)
+    fields = {"correlation_id": turn.correlation_id}
+    return [MessageDraft(MessageRole.USER, turn.request.message, fields=fields)]
 
 
 def _reason(exc: BaseException) -> str:

@@ -24,7 +24,7 @@ from chatter.services.turn_events import execution_finished, turn_closed
 from chatter.storage import executions, llm_calls, rollups
 from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, LLMCall, Message, WorkflowExecution
-from chatter.workflows.events import ModelCallRecord, ToolCallRecord
+from chatter.workflows.events import ModelCallRecord, ToolCallRecord, ToolCallRequested
 from chatter.workflows.ledger import CallLedger
 
 log = get_logger("chatter.chat")
@@ -50,6 +50,8 @@ class TurnProgress:
     resolved: ResolvedModel
     started: float = field(default_factory=time.monotonic)
     tools: list[ToolCallRecord] = field(default_factory=list)
+    # Tool calls the model asked for (a compatible endpoint's client runs them, not us).
+    requested: list[ToolCallRequested] = field(default_factory=list)
     tools_recorded: int = 0  # tools[:tools_recorded] are already stored
     recorded_calls: set[str] = field(default_factory=set)  # ids of calls already stored
     recording_uncertain: bool = False  # a call's write failed: it may have committed
@@ -228,7 +230,7 @@ def _closing_messages(
             fields={
                 **common,
                 "error": outcome.reason,
-                "tool_calls": _tool_calls_json(progress.tools),
+                "tool_calls": _tool_calls_json(progress.tools) or _requested_json(progress),
                 "provider_used": progress.resolved.provider,
                 "model_used": progress.resolved.model,
                 "response_time_ms": int((time.monotonic() - progress.started) * 1000),
@@ -244,6 +246,13 @@ def _tool_calls_json(tools: list[ToolCallRecord]) -> list[dict[str, object]] | N
     if not tools:
         return None
     return [{"id": t.tool_call_id, "name": t.name, "args": t.arguments} for t in tools]
+
+
+def _requested_json(progress: TurnProgress) -> list[dict[str, object]] | None:
+    calls: list[dict[str, object]] = [
+        {"id": c.tool_call_id, "name": c.name, "args": c.arguments} for c in progress.requested
+    ]
+    return calls or None
 
 
 async def _unrecorded(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -37,6 +37,10 @@ class RunContext:
     # Whose run this is: tools that read data (conversation_search) see only this user's.
     user_id: str
     conversation_id: str
+    # A compatible endpoint's client tools (OpenAI function format) and tool_choice in the
+    # provider's dialect: declared to the model, never run here (the client runs them).
+    client_tools: tuple[dict[str, Any], ...] = ()
+    client_tool_choice: Any = None
 
 
 def run_context(config: RunnableConfig) -> RunContext:

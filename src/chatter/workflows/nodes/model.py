@@ -28,6 +28,11 @@ async def model_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
         # BaseChatModel types tool_choice as str, but providers accept their own dicts.
         bind_tools: Any = context.chat_model.bind_tools
         model = bind_tools(list(context.tools.values()), tool_choice=choice)
+    elif context.client_tools:
+        bind_client_tools: Any = context.chat_model.bind_tools
+        model = bind_client_tools(
+            list(context.client_tools), tool_choice=context.client_tool_choice
+        )
     call = context.ledger.open(node, context.resolved, list(state["messages"]))
     stream = model.astream(state["messages"], config={"callbacks": []})
     try:

@@ -1,0 +1,1 @@
+"""The OpenAI and Anthropic wire formats of the compatible endpoints (/v1/...)."""
