@@ -14,6 +14,7 @@ from chatter.api.errors import install_error_handlers
 from chatter.api.openapi import install_openapi
 from chatter.api.routers import (
     analytics,
+    anthropic_compat,
     auth,
     chat,
     conversations,
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         dashboard.router,
         metrics.router,
         openai_compat.router,
+        anthropic_compat.router,
     ):
         app.include_router(router)
     install_docs(app)

@@ -10,7 +10,7 @@ from typing import Any
 import anthropic
 import httpx
 import openai
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatter.domain.ids import new_id
@@ -105,3 +105,68 @@ async def recorded(engine: AsyncEngine, conversation_id: str) -> Recorded:
 
 def money(value: Any) -> Decimal:
     return Decimal(str(value))
+
+
+@dataclass(frozen=True)
+class Expected:
+    prompt: int
+    completion: int
+    cached: int = 0
+    reasoning: int = 0
+
+
+async def assert_accounted(
+    http: httpx.AsyncClient,
+    user: Actor,
+    engine: AsyncEngine,
+    conversation_id: str,
+    correlation_id: str,
+    expected: Expected,
+) -> Recorded:
+    """The turn's one model call, with exactly these tokens, on its LLMCall row, its
+    assistant message, its execution, its events and the user's analytics summary."""
+    stored = await recorded(engine, conversation_id)
+    (call,) = stored.calls
+    tokens = (call.prompt_tokens, call.completion_tokens, call.cached_tokens, call.reasoning_tokens)
+    assert tokens == (expected.prompt, expected.completion, expected.cached, expected.reasoning)
+    assert call.usage_source == "provider"
+    assert call.correlation_id == correlation_id
+    assistant = stored.messages[-1]
+    assert assistant.role == "assistant"
+    assert assistant.correlation_id == correlation_id
+    for row in (assistant, stored.execution):
+        assert row.prompt_tokens == expected.prompt
+        assert row.completion_tokens == expected.completion
+        assert row.cached_tokens == expected.cached
+    assert assistant.cost == call.cost == stored.execution.total_cost
+    history = await http.get(
+        "/api/v1/events/history",
+        params={"correlation_id": correlation_id, "limit": 100},
+        headers=user.headers,
+    )
+    events = history.json()["items"]
+    (llm_event,) = [e for e in events if e["type"] == "llm_call_completed"]
+    assert llm_event["data"]["prompt_tokens"] == expected.prompt
+    assert llm_event["data"]["cached_tokens"] == expected.cached
+    assert money(llm_event["data"]["cost"]) == call.cost
+    assert "workflow_completed" in {e["type"] for e in events}
+    summary = (await http.get("/api/v1/analytics/summary", headers=user.headers)).json()
+    totals = await user_totals(engine, user.id)
+    assert (summary["requests"], summary["prompt_tokens"], money(summary["cost"])) == totals
+    return stored
+
+
+async def user_totals(engine: AsyncEngine, user_id: str) -> tuple[int, int, Decimal]:
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(
+                    func.count(LLMCall.id),
+                    func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
+                    func.coalesce(func.sum(LLMCall.cost), 0),
+                )
+                .join(WorkflowExecution, WorkflowExecution.id == LLMCall.execution_id)
+                .where(WorkflowExecution.user_id == user_id)
+            )
+        ).one()
+    return int(row[0]), int(row[1]), money(row[2])

@@ -125,22 +125,22 @@ class ChatCompletionIn(RequestModel):
 # Responses
 
 
-class FunctionCallOut(BaseModel):
+class OpenAIFunctionCallOut(BaseModel):
     name: str
     arguments: str
 
 
-class ToolCallOut(BaseModel):
+class OpenAIToolCallOut(BaseModel):
     id: str
     type: Literal["function"] = "function"
-    function: FunctionCallOut
+    function: OpenAIFunctionCallOut
 
 
 class AssistantMessageOut(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
     refusal: None = None
-    tool_calls: list[ToolCallOut] | None = None
+    tool_calls: list[OpenAIToolCallOut] | None = None
 
 
 class ChoiceOut(BaseModel):
