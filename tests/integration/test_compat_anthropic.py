@@ -76,6 +76,12 @@ def claude(fake_anthropic: FakeAnthropicServer) -> Iterator[FakeAnthropicServer]
     fake_anthropic.reset()
 
 
+async def drain(client: anthropic.AsyncAnthropic, **request: Any) -> None:
+    async with client.messages.stream(**request) as stream:
+        async for _ in stream:
+            pass
+
+
 def hello() -> list[Any]:
     return [{"role": "user", "content": "Hi"}]
 
@@ -271,13 +277,8 @@ async def test_errors_in_anthropic_shape(
     bad = anthropic.AsyncAnthropic(base_url=server, api_key="chk_nope", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as refused:
         await bad.messages.create(model=CLAUDE, max_tokens=10, messages=hello())
-    assert refused.value.body == {
-        "type": "error",
-        "error": {
-            "type": "authentication_error",
-            "message": refused.value.body["error"]["message"],
-        },  # type: ignore[index]
-    }
+    assert refused.value.body["type"] == "error"  # type: ignore[index]
+    assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
     with pytest.raises(anthropic.NotFoundError) as unknown:
         await sdk.anthropic.messages.create(model="claude-9", max_tokens=10, messages=hello())
     assert unknown.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
@@ -313,9 +314,5 @@ async def test_stream_that_breaks_ends_with_an_error_event(
 ) -> None:
     claude.enqueue(AnthropicReply(content="one two three four", break_after_chunks=2))
     with pytest.raises(anthropic.APIStatusError):
-        async with sdk.anthropic.messages.stream(
-            model=CLAUDE, max_tokens=10, messages=hello()
-        ) as stream:
-            async for _ in stream:
-                pass
+        await drain(sdk.anthropic, model=CLAUDE, max_tokens=10, messages=hello())
     await assert_invariants(engine)
