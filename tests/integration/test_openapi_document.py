@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chatter.api.compat.openai_wire import TOOL_NAME
 from chatter.api.schemas.common import TEXT_PATTERN
 from chatter.api.schemas.conversations import WORKFLOW_NAME
 from chatter.services.pagination import CURSOR_PATTERN
@@ -56,6 +57,16 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1/monitoring/stats"): {"401", "403", "422", "503"},
     ("get", "/api/v1/traces/{correlation_id}"): {"401", "404", "503"},
     ("get", "/metrics"): {"401", "403", "503"},
+    # The compatible endpoints: invalid input is a 400 in their own format, never a 422.
+    ("post", "/v1/chat/completions"): {"400", "401", "402", "404", "409", "429", "502", "503"},
+    ("get", "/v1/models"): {"401", "503"},
+    ("post", "/v1/messages"): {"400", "401", "402", "404", "409", "429", "502", "503"},
+}
+# Their errors are in the wire format they speak (api/compat/errors.py).
+COMPAT_ERRORS = {
+    "/v1/chat/completions": "#/components/schemas/OpenAIErrorOut",
+    "/v1/models": "#/components/schemas/OpenAIErrorOut",
+    "/v1/messages": "#/components/schemas/AnthropicErrorOut",
 }
 
 
@@ -98,7 +109,8 @@ def test_errors_use_the_error_shape(document: dict[str, Any]) -> None:
             if int(status) < 400 or key == ("get", "/readyz"):
                 continue
             ref = response["content"]["application/json"]["schema"]["$ref"]
-            assert ref == "#/components/schemas/ErrorResponse", (key, status)
+            expected = COMPAT_ERRORS.get(key[1], "#/components/schemas/ErrorResponse")
+            assert ref == expected, (key, status)
     assert "HTTPValidationError" not in document["components"]["schemas"]
     body = schema(document, "ErrorBody")
     assert set(body["required"]) == {"code", "message", "details", "correlation_id"}
@@ -124,7 +136,8 @@ def test_request_text_states_the_nul_rule(document: dict[str, Any]) -> None:
         for field, prop in body["properties"].items():
             for variant in variants(prop):
                 if variant.get("type") == "string" and "format" not in variant:
-                    assert variant.get("pattern") in (TEXT_PATTERN, WORKFLOW_NAME), (name, field)
+                    allowed = (TEXT_PATTERN, WORKFLOW_NAME, TOOL_NAME)
+                    assert variant.get("pattern") in allowed, (name, field)
 
 
 def test_chat_options_are_strict_numbers(document: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from chatter.api.compat.openai_wire import TOOL_NAME
 from chatter.api.schemas.common import NUMBER_ONLY, RequestModel
 
 Text = Annotated[str, Field(max_length=1_000_000)]
@@ -41,7 +42,7 @@ class MessageParamIn(RequestModel):
 
 
 class ToolIn(RequestModel):
-    name: str = Field(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9_-]+$")
+    name: str = Field(min_length=1, max_length=128, pattern=TOOL_NAME)
     description: str | None = Field(default=None, max_length=100_000)
     input_schema: dict[str, Any]
     type: str | None = Field(

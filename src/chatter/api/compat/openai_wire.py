@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from chatter.api.schemas.common import NUMBER_ONLY, RequestModel
 
 Text = Annotated[str, Field(max_length=1_000_000)]
+TOOL_NAME = r"^[a-zA-Z0-9_-]+$"
 
 
 class ContentPartIn(RequestModel):
@@ -59,7 +60,7 @@ MessageIn = Annotated[
 
 
 class FunctionIn(RequestModel):
-    name: str = Field(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9_-]+$")
+    name: str = Field(min_length=1, max_length=128, pattern=TOOL_NAME)
     description: str | None = Field(default=None, max_length=100_000)
     parameters: dict[str, Any] | None = None
 
