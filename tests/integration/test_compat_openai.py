@@ -3,6 +3,7 @@ the local fake OpenAI and Anthropic servers: each call a recorded Chatter turn."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 
@@ -383,3 +384,30 @@ async def test_langchain_chat_openai_as_client(server: str, sdk: Clients) -> Non
     assert answer.text
     assert answer.usage_metadata is not None
     assert answer.usage_metadata["input_tokens"] > 0
+
+
+async def test_client_leaving_mid_stream_cancels_the_turn(
+    http: httpx.AsyncClient, user: tuple[Actor, str], fake: FakeOpenAIServer, engine: AsyncEngine
+) -> None:
+    fake.enqueue(FakeReply(content="one two three four five six seven", chunk_delay_s=0.2))
+    body = {
+        "model": "openai/gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Count slowly"}],
+        "stream": True,
+    }
+    headers = {"Authorization": f"Bearer {user[1]}"}
+    async with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
+        assert response.status_code == 200
+        conversation_id = response.headers["x-chatter-conversation-id"]
+        async for line in response.aiter_lines():
+            if "one" in line:
+                break  # leave after the first words
+    for _ in range(100):
+        stored = await recorded(engine, conversation_id)
+        if stored.execution.status != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert stored.execution.status == "cancelled"
+    assert stored.messages[-1].status == "partial"
+    assert stored.calls[0].completion_tokens > 0  # what was generated is on record
+    await assert_invariants(engine)

@@ -82,9 +82,12 @@ def stored_input(messages: list[InputMessage], *, continuing: bool) -> tuple[Inp
     return tuple(messages[last_assistant + 1 :] or messages[-1:])
 
 
-def check_tool_results(messages: list[InputMessage]) -> None:
-    """Every tool result answers a call of an earlier assistant message, as both wire
-    formats require: refused here, before anything is written, not by the provider."""
+def check_messages(messages: list[InputMessage]) -> None:
+    """Something to answer, and every tool result answers a call of an earlier assistant
+    message, as both wire formats require: refused here, before anything is written, not
+    by the provider."""
+    if all(message.role is MessageRole.SYSTEM for message in messages):
+        raise BadRequest("messages must hold more than system messages: nothing to answer.")
     asked: set[str] = set()
     for index, message in enumerate(messages):
         asked.update(call.id for call in message.tool_calls)

@@ -18,7 +18,7 @@ from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, Tur
 from chatter.services.client_turn import (
     ClientTurn,
     InputMessage,
-    check_tool_results,
+    check_messages,
     stored_input,
     title_of,
 )
@@ -144,7 +144,7 @@ class CompatTurns:
         """Everything checked before the first write: the model, the tool results, the
         tools, then ChatService's own admission (the conversation is yours, ...)."""
         resolved = self.resolve(request.model)
-        check_tool_results(request.messages)
+        check_messages(request.messages)
         options = ModelOptions(request.temperature, request.max_tokens, request.top_p, request.stop)
         self._check_tools(resolved, options, request)
         client = ClientTurn(
