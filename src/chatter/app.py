@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Correlation-ID"],
+            expose_headers=["X-Correlation-ID", "X-Chatter-Conversation-Id"],
         )
     # Inside the correlation-id middleware (added last, so outermost): its log line and
     # spans carry the request's correlation id.

@@ -411,3 +411,49 @@ async def test_client_leaving_mid_stream_cancels_the_turn(
     assert stored.messages[-1].status == "partial"
     assert stored.calls[0].completion_tokens > 0  # what was generated is on record
     await assert_invariants(engine)
+
+
+async def test_tool_round_trip_with_an_anthropic_model(
+    sdk: Clients,
+    http: httpx.AsyncClient,
+    user: tuple[Actor, str],
+    claude: FakeAnthropicServer,
+    engine: AsyncEngine,
+) -> None:
+    call = {"id": "toolu_x1", "name": "get_weather", "arguments": {"city": "Kyiv"}}
+    claude.enqueue(
+        AnthropicReply(content="", tool_calls=[call]), AnthropicReply(content="Snow in Kyiv.")
+    )
+    messages: list[dict[str, object]] = [{"role": "user", "content": "Weather in Kyiv?"}]
+    raw = await sdk.openai.chat.completions.with_raw_response.create(
+        model="claude", messages=messages, tools=[WEATHER], tool_choice="required"
+    )
+    first = raw.parse()
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert claude.requests[-1]["tools"][0]["input_schema"]["properties"] == {
+        "city": {"type": "string"}
+    }
+    assert claude.requests[-1]["tool_choice"] == {"type": "any"}
+    conversation_id = raw.headers["x-chatter-conversation-id"]
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": "toolu_x1", "content": "snow, -3 C"},
+    ]
+    second = await sdk.openai.chat.completions.create(
+        model="claude",
+        messages=messages,  # type: ignore[arg-type]
+        tools=[WEATHER],
+        extra_headers={"X-Chatter-Conversation-Id": conversation_id},
+    )
+    assert second.choices[0].message.content == "Snow in Kyiv."
+    upstream = claude.requests[-1]["messages"]
+    assert upstream[1]["content"][0]["type"] == "tool_use"
+    result = upstream[2]["content"][0]
+    assert (result["type"], result["tool_use_id"]) == ("tool_result", "toolu_x1")
+    assert result["content"] == "snow, -3 C"
+    # The stored conversation reads back through the native API.
+    listed = await http.get(
+        f"/api/v1/conversations/{conversation_id}/messages", headers=user[0].headers
+    )
+    assert [m["role"] for m in listed.json()["items"]] == ["user", "assistant", "tool", "assistant"]
+    await assert_invariants(engine)
