@@ -106,7 +106,6 @@ def test_errors_map_generically(
     error: ChatterError, status: int, openai_type: str, anthropic_type: str
 ) -> None:
     wired = wire_error(error)
-    assert wired is not None
     assert wired.status == status
     assert openai_error_body(wired)["error"] == {
         "message": error.message,

@@ -167,7 +167,6 @@ def _tool_use(call: ToolCallRequested) -> Json:
 
 def error_payload(error: ChatterError) -> Json:
     wired = wire_error(error)
-    assert wired is not None
     return anthropic_error_body(wired)
 
 

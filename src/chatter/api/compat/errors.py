@@ -1,26 +1,24 @@
 """Errors of the compatible endpoints, in each wire format's own shape and status.
 
-The routes use an APIRoute subclass that turns whatever a request raises before its answer
-starts (bad key, invalid body, unknown model, another user's conversation, a failed turn,
-a full database pool) into `{"error": {"message", "type", "code"}}` (OpenAI) or
-`{"type": "error", "error": {"type", "message"}}` (Anthropic). Chatter's error codes map
-generically: the status comes from the ChatterError, the type from the status.
+The routes use an APIRoute subclass: whatever a request raises before its answer starts
+(bad key, invalid body, unknown model, another user's conversation, an admission refusal, a
+full database pool) is answered as the app's own handlers would (status, code, message,
+headers such as Retry-After), but in `{"error": {"message", "type", "code"}}` (OpenAI) or
+`{"type": "error", "error": {"type", "message"}}` (Anthropic). The mapping is generic: the
+status comes from the error, the type from the status, so new error codes need nothing here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import json
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chatter.api.errors import HTTP_CODES
 from chatter.errors import ChatterError
 
 OPENAI_TYPES = {
@@ -54,30 +52,47 @@ class WireError:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def wire_error(exc: Exception) -> WireError | None:
-    """The error a client gets for `exc`, or None for a bug (left to the 500 handler)."""
-    if isinstance(exc, RequestValidationError):
-        problems = [_problem(error) for error in exc.errors()]
-        first = exc.errors()[0].get("loc", ()) if exc.errors() else ()
-        param = ".".join(str(part) for part in first[1:]) or None
-        return WireError(400, "invalid_request", "; ".join(problems), param)
-    if isinstance(exc, ChatterError):
-        # 422 is Chatter's "well-formed but refused": both formats call that a 400.
-        status = 400 if exc.status_code == 422 else exc.status_code
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-        return WireError(status, exc.code, exc.message, headers=headers)
-    if isinstance(exc, StarletteHTTPException):
-        code = HTTP_CODES.get(exc.status_code, "http_error")
-        return WireError(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
-    if isinstance(exc, PoolTimeoutError):
-        message = "The database is busy; retry shortly."
-        return WireError(503, "database_busy", message, headers={"Retry-After": "1"})
+def wire_error(exc: ChatterError) -> WireError:
+    """A turn's error (it failed or was refused after admission) in wire terms."""
+    # 422 is Chatter's "well-formed but refused": both formats call that a 400.
+    status = 400 if exc.status_code == 422 else exc.status_code
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    return WireError(status, exc.code, exc.message, headers=headers)
+
+
+async def app_error(request: Request, exc: Exception) -> WireError | None:
+    """What the app's own error handlers (api/errors.py) answer for `exc` - its status,
+    code, message and headers (WWW-Authenticate, Retry-After, ...) - for a compatible route
+    to say in its own format; None when no handler takes it (a bug: a 500)."""
+    handler = _handler(request.app.exception_handlers, exc)
+    if handler is None:
+        return None
+    response = await handler(request, exc)
+    error = json.loads(bytes(response.body))["error"]
+    headers = {
+        name: value
+        for name, value in response.headers.items()
+        if name.lower() not in ("content-length", "content-type")
+    }
+    status = 400 if response.status_code == 422 else response.status_code
+    details = error.get("details")
+    if error["code"] == "validation_error" and isinstance(details, list) and details:
+        loc = [str(part) for part in details[0].get("loc", [])[1:]]
+        message = "; ".join(_problem(problem) for problem in details)
+        return WireError(status, error["code"], message, ".".join(loc) or None, headers)
+    return WireError(status, error["code"], error["message"], headers=headers)
+
+
+def _handler(handlers: Mapping[Any, Any], exc: Exception) -> Any:
+    for kind in type(exc).__mro__:
+        if kind in handlers:
+            return handlers[kind]
     return None
 
 
-def _problem(error: Any) -> str:
-    where = ".".join(str(part) for part in error.get("loc", ())[1:])
-    return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
+def _problem(problem: Mapping[str, Any]) -> str:
+    where = ".".join(str(part) for part in problem.get("loc", [])[1:])
+    return f"{where}: {problem.get('msg')}" if where else str(problem.get("msg"))
 
 
 def openai_error_body(error: WireError) -> dict[str, Any]:
@@ -119,7 +134,7 @@ def _answering_errors(handler: Handler, render: Callable[[WireError], JSONRespon
         try:
             return await handler(request)
         except Exception as exc:
-            error = wire_error(exc)
+            error = await app_error(request, exc)
             if error is None:
                 raise
             return render(error)

@@ -171,7 +171,6 @@ def completion(result: TurnResult, model: str) -> Json:
 
 def error_payload(error: ChatterError) -> Json:
     wired = wire_error(error)
-    assert wired is not None
     return openai_error_body(wired)
 
 

@@ -96,6 +96,5 @@ async def create_message(
     headers = conversation_headers(result.started)
     if result.error is not None:
         error = wire_error(result.error)
-        assert error is not None
         return anthropic_error_response(error, headers)
     return JSONResponse(message(result, model), headers=headers)

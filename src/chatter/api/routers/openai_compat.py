@@ -75,7 +75,6 @@ async def chat_completions(
     headers = conversation_headers(result.started)
     if result.error is not None:
         error = wire_error(result.error)
-        assert error is not None
         return openai_error_response(error, headers)
     return JSONResponse(completion(result, model), headers=headers)
 
