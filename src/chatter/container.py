@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -61,8 +62,12 @@ class Container:
     telemetry: Telemetry
     recovery: ExecutionRecovery
     tools: ToolCatalog
-    compat: CompatTurns  # the OpenAI- and Anthropic-compatible endpoints' turns
     redis: Redis | None = None
+
+    @cached_property
+    def compat(self) -> CompatTurns:
+        """The OpenAI- and Anthropic-compatible endpoints' turns (through `chat`)."""
+        return CompatTurns(self.chat, self.providers, self.settings.model_aliases)
 
     @property
     def worker_id(self) -> str:
@@ -108,17 +113,6 @@ class Container:
         # its previous life left running are recovered.
         worker_id = new_id()
         tools = BuiltinToolCatalog()
-        chat = ChatService(
-            sessions,
-            providers,
-            executor,
-            settings.llm,
-            publisher,
-            conversations,
-            telemetry.tracing.tracer,
-            worker_id=worker_id,
-            tools=tools,
-        )
         return cls(
             settings=settings,
             engine=engine,
@@ -129,7 +123,17 @@ class Container:
             conversations=conversations,
             providers=providers,
             executor=executor,
-            chat=chat,
+            chat=ChatService(
+                sessions,
+                providers,
+                executor,
+                settings.llm,
+                publisher,
+                conversations,
+                telemetry.tracing.tracer,
+                worker_id=worker_id,
+                tools=tools,
+            ),
             executions=ExecutionService(publisher),
             publisher=publisher,
             events=EventService(bus, sessions, settings.events),
@@ -141,7 +145,6 @@ class Container:
             telemetry=telemetry,
             recovery=ExecutionRecovery(sessions, publisher, settings.executions, worker_id),
             tools=tools,
-            compat=CompatTurns(chat, providers, settings.model_aliases),
             redis=redis,
         )
 

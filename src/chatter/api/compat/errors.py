@@ -77,9 +77,11 @@ async def app_error(request: Request, exc: Exception) -> WireError | None:
     status = 400 if response.status_code == 422 else response.status_code
     details = error.get("details")
     if error["code"] == "validation_error" and isinstance(details, list) and details:
-        loc = [str(part) for part in details[0].get("loc", [])[1:]]
+        first = details[0]
+        loc = [] if first.get("type") == "json_invalid" else first.get("loc", [])[1:]
         message = "; ".join(_problem(problem) for problem in details)
-        return WireError(status, error["code"], message, ".".join(loc) or None, headers)
+        param = ".".join(str(part) for part in loc) or None
+        return WireError(status, error["code"], message, param, headers)
     return WireError(status, error["code"], error["message"], headers=headers)
 
 
@@ -91,6 +93,8 @@ def _handler(handlers: Mapping[Any, Any], exc: Exception) -> Any:
 
 
 def _problem(problem: Mapping[str, Any]) -> str:
+    if problem.get("type") == "json_invalid":
+        return "The body is not valid JSON."
     where = ".".join(str(part) for part in problem.get("loc", [])[1:])
     return f"{where}: {problem.get('msg')}" if where else str(problem.get("msg"))
 
