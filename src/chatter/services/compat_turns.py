@@ -31,8 +31,6 @@ from chatter.workflows.events import (
 )
 from chatter.workflows.templates import CHAT
 
-Json = dict[str, object]
-
 
 @dataclass(frozen=True)
 class CompatRequest:

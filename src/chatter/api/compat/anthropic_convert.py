@@ -19,6 +19,7 @@ from chatter.services.compat_turns import CompatRequest, TurnResult
 from chatter.workflows.events import TextDelta, ToolCallRequested
 
 Json = dict[str, Any]
+Frame = tuple[str, str]  # an SSE event's name and data
 # OpenAI's finish reasons (an OpenAI-compatible model behind the Anthropic format).
 STOP_REASONS = {
     "stop": "end_turn",
@@ -171,7 +172,7 @@ def error_payload(error: ChatterError) -> Json:
 
 
 class EventWriter:
-    """A turn's events as Anthropic stream events, each one `event:`/`data:` frame.
+    """A turn's events as Anthropic stream events (name and JSON data).
 
     The input counts are known when the upstream call ends, so `message_start` carries
     zeros and `message_delta` the whole usage (cumulative, as Anthropic's API sends it; the
@@ -183,7 +184,7 @@ class EventWriter:
         self._blocks = 0
         self._text_open = False
 
-    def write(self, event: TurnEvent) -> list[str]:
+    def write(self, event: TurnEvent) -> list[Frame]:
         self._result.add(event)
         if isinstance(event, TurnStarted):
             return [self._message_start(event)]
@@ -197,7 +198,7 @@ class EventWriter:
             return self._closed(event)
         return []
 
-    def _message_start(self, event: TurnStarted) -> str:
+    def _message_start(self, event: TurnStarted) -> Frame:
         shell: Json = {
             "id": f"msg_{event.execution.id}",
             "type": "message",
@@ -210,7 +211,7 @@ class EventWriter:
         }
         return _frame("message_start", {"type": "message_start", "message": shell})
 
-    def _text(self, text: str) -> list[str]:
+    def _text(self, text: str) -> list[Frame]:
         frames = []
         if not self._text_open:
             block = {"type": "text", "text": ""}
@@ -220,7 +221,7 @@ class EventWriter:
         frames.append(self._block_event("content_block_delta", delta=delta))
         return frames
 
-    def _close_text(self) -> list[str]:
+    def _close_text(self) -> list[Frame]:
         if not self._text_open:
             return []
         self._text_open = False
@@ -228,7 +229,7 @@ class EventWriter:
         self._blocks += 1
         return [frame]
 
-    def _tool_use(self, event: ToolCallRequested) -> list[str]:
+    def _tool_use(self, event: ToolCallRequested) -> list[Frame]:
         block = {"type": "tool_use", "id": event.tool_call_id, "name": event.name, "input": {}}
         delta = {"type": "input_json_delta", "partial_json": json.dumps(event.arguments)}
         frames = [
@@ -239,7 +240,7 @@ class EventWriter:
         self._blocks += 1
         return frames
 
-    def _closed(self, event: TurnClosed) -> list[str]:
+    def _closed(self, event: TurnClosed) -> list[Frame]:
         if event.error is not None:
             return [_frame("error", error_payload(event.error))]
         delta = {"stop_reason": stop_reason(self._result.finish_reason), "stop_sequence": None}
@@ -250,9 +251,9 @@ class EventWriter:
             _frame("message_stop", {"type": "message_stop"}),
         ]
 
-    def _block_event(self, kind: str, **fields: Any) -> str:
+    def _block_event(self, kind: str, **fields: Any) -> Frame:
         return _frame(kind, {"type": kind, "index": self._blocks, **fields})
 
 
-def _frame(kind: str, data: Json) -> str:
-    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+def _frame(kind: str, data: Json) -> Frame:
+    return kind, json.dumps(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from chatter.services.chat_events import TurnEvent, TurnRefused, TurnStarted
 
@@ -17,18 +17,22 @@ def conversation_headers(started: TurnStarted | None) -> dict[str, str]:
 
 
 async def event_stream(
-    events: AsyncGenerator[TurnEvent], frames: Callable[[TurnEvent], list[str]]
-) -> StreamingResponse:
+    events: AsyncGenerator[TurnEvent],
+    frames: Callable[[TurnEvent], list[ServerSentEvent]],
+    *,
+    ping_s: float,
+) -> EventSourceResponse:
     """Wait for the turn to open (so its conversation id can go in the headers, and a turn
-    that cannot open is an ordinary error response), then stream its frames. A client that
-    goes away closes `events`, which cancels the turn; it is stored as cancelled."""
+    that cannot open is an ordinary error response), then stream its frames, with `: ping`
+    comments on quiet stretches (both SDKs skip comments). A client that goes away closes
+    `events`, which cancels the turn; it is stored as cancelled."""
     first = await anext(events)
     if isinstance(first, TurnRefused):
         await events.aclose()
         raise first.error
     assert isinstance(first, TurnStarted)
 
-    async def body() -> AsyncIterator[str]:
+    async def body() -> AsyncIterator[ServerSentEvent]:
         async with aclosing(events):
             for frame in frames(first):
                 yield frame
@@ -41,4 +45,4 @@ async def event_stream(
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",  # a buffering proxy would hold the chunks back
     }
-    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+    return EventSourceResponse(body(), ping=ping_s, headers=headers)

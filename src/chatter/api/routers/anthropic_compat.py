@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sse_starlette import ServerSentEvent
 
 from chatter.api.compat.anthropic_convert import EventWriter, compat_request, message
 from chatter.api.compat.anthropic_wire import AnthropicErrorOut, AnthropicMessageOut, MessagesIn
@@ -86,10 +87,10 @@ async def create_message(
     if body.stream:
         writer = EventWriter(model)
 
-        def frames(event: TurnEvent) -> list[str]:
-            return writer.write(event)
+        def frames(event: TurnEvent) -> list[ServerSentEvent]:
+            return [ServerSentEvent(data=data, event=kind) for kind, data in writer.write(event)]
 
-        return await event_stream(events, frames)
+        return await event_stream(events, frames, ping_s=container.settings.llm.sse_ping_s)
     result = TurnResult()
     async for event in events:
         result.add(event)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
+from sse_starlette import ServerSentEvent
 
 from chatter.api.compat.documentation import ERROR_FORMAT_KEY, error_responses, turn_responses
 from chatter.api.compat.errors import OpenAIRoute, openai_error_response, wire_error
@@ -65,10 +66,10 @@ async def chat_completions(
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         writer = ChunkWriter(model, include_usage=include_usage)
 
-        def frames(event: TurnEvent) -> list[str]:
-            return [f"data: {payload}\n\n" for payload in writer.write(event)]
+        def frames(event: TurnEvent) -> list[ServerSentEvent]:
+            return [ServerSentEvent(data=payload) for payload in writer.write(event)]
 
-        return await event_stream(events, frames)
+        return await event_stream(events, frames, ping_s=container.settings.llm.sse_ping_s)
     result = TurnResult()
     async for event in events:
         result.add(event)
