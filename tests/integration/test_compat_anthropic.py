@@ -279,6 +279,10 @@ async def test_errors_in_anthropic_shape(
         await bad.messages.create(model=CLAUDE, max_tokens=10, messages=hello())
     assert refused.value.body["type"] == "error"  # type: ignore[index]
     assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    # The Authorization header works too (the SDK's auth_token).
+    bearer = anthropic.AsyncAnthropic(base_url=server, auth_token=sdk.key, max_retries=0)
+    answer = await bearer.messages.create(model="demo/demo-1", max_tokens=10, messages=hello())
+    assert answer.usage.output_tokens > 0
     with pytest.raises(anthropic.NotFoundError) as unknown:
         await sdk.anthropic.messages.create(model="claude-9", max_tokens=10, messages=hello())
     assert unknown.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]

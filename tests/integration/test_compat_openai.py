@@ -312,7 +312,10 @@ async def test_demo_model_tool_round_trip(sdk: Clients, engine: AsyncEngine) -> 
     await assert_invariants(engine)
 
 
-async def test_models_lists_pairs_and_aliases(sdk: Clients) -> None:
+async def test_models_lists_pairs_and_aliases(sdk: Clients, http: httpx.AsyncClient) -> None:
+    anonymous = await http.get("/v1/models")
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["type"] == "authentication_error"
     models = [model.id async for model in sdk.openai.models.list()]
     assert "demo/demo-1" in models
     assert "openai/gpt-4o-mini" in models
