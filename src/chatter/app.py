@@ -26,6 +26,8 @@ from chatter.api.routers import (
     providers,
     traces,
     webhooks,
+    workflow_runs,
+    workflows,
 )
 from chatter.container import Container
 from chatter.observability.http_telemetry import RequestTelemetryMiddleware
@@ -150,6 +152,8 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         analytics.router,
         monitoring.router,
         traces.router,
+        workflows.router,
+        workflow_runs.router,
         dashboard.router,
         metrics.router,
     ):

@@ -30,6 +30,7 @@ from chatter.services.monitoring import MonitoringService
 from chatter.services.recovery import ExecutionRecovery
 from chatter.services.traces import TraceService
 from chatter.services.webhooks import WebhookService
+from chatter.services.workflow_definitions import DefinitionService
 from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
 from chatter.workflows.executor import WorkflowExecutor
@@ -60,6 +61,7 @@ class Container:
     telemetry: Telemetry
     recovery: ExecutionRecovery
     tools: ToolCatalog
+    definitions: DefinitionService
     redis: Redis | None = None
 
     @property
@@ -84,7 +86,11 @@ class Container:
         )
         sessions = create_session_factory(engine)
         providers = ProviderRegistry(settings, Pricer(price_overrides(settings)))
-        executor = WorkflowExecutor(builtin_templates())
+        executor = WorkflowExecutor(
+            builtin_templates(),
+            max_iterations=settings.workflows.max_iterations,
+            max_tool_iterations=settings.llm.max_tool_iterations,
+        )
         # Timeouts: a Redis that stops answering must not hang a publish or a read forever
         # (the bus's blocking read waits at most 1 s, well inside them).
         redis = (
@@ -106,6 +112,7 @@ class Container:
         # its previous life left running are recovered.
         worker_id = new_id()
         tools = BuiltinToolCatalog()
+        definitions = DefinitionService(providers, tools, executor)
         return cls(
             settings=settings,
             engine=engine,
@@ -126,6 +133,7 @@ class Container:
                 telemetry.tracing.tracer,
                 worker_id=worker_id,
                 tools=tools,
+                definitions=definitions,
             ),
             executions=ExecutionService(publisher),
             publisher=publisher,
@@ -138,6 +146,7 @@ class Container:
             telemetry=telemetry,
             recovery=ExecutionRecovery(sessions, publisher, settings.executions, worker_id),
             tools=tools,
+            definitions=definitions,
             redis=redis,
         )
 

@@ -57,6 +57,18 @@ class Unprocessable(ChatterError):
     status_code = 422
 
 
+class IterationLimitReached(Unprocessable):
+    """A workflow run took more node steps than its iteration limit allows."""
+
+    code = "iteration_limit_reached"
+
+
+class InvalidWorkflow(Unprocessable):
+    """A workflow definition with problems; `details` lists every one with its location."""
+
+    code = "invalid_workflow"
+
+
 class WebhookUrlRefused(Unprocessable):
     """A webhook URL Chatter will not call: not http(s), unresolvable, or an address on a
     private network while those are not allowed."""

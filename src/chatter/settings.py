@@ -69,6 +69,13 @@ class LLMSettings(BaseModel):
     sse_ping_s: float = Field(default=15.0, gt=0)
 
 
+class WorkflowSettings(BaseModel):
+    """Workflow definitions (`CHATTER_WORKFLOWS__...`)."""
+
+    # Node steps a run may take unless its definition sets `max_iterations`.
+    max_iterations: int = Field(default=25, ge=1, le=1000)
+
+
 class EventSettings(BaseModel):
     retention_days: float = Field(default=7, gt=0)
     # Committed events not marked published after this long are republished by the relay.
@@ -203,6 +210,7 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     prices: dict[str, PriceOverride] = Field(default_factory=dict)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)

@@ -39,6 +39,8 @@ class EventType(StrEnum):
     ACCESS_DENIED = "access_denied"
     RATE_LIMITED = "rate_limited"
     USAGE_RECORDED = "usage_recorded"
+    NODE_STARTED = "node_started"
+    NODE_FINISHED = "node_finished"
 
 
 CATEGORY_OF: dict[EventType, EventCategory] = {
@@ -58,6 +60,8 @@ CATEGORY_OF: dict[EventType, EventCategory] = {
     EventType.ACCESS_DENIED: EventCategory.SECURITY,
     EventType.RATE_LIMITED: EventCategory.SECURITY,
     EventType.USAGE_RECORDED: EventCategory.ANALYTICS,
+    EventType.NODE_STARTED: EventCategory.WORKFLOW,
+    EventType.NODE_FINISHED: EventCategory.WORKFLOW,
 }
 
 

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from opentelemetry import trace
@@ -22,6 +23,7 @@ from chatter.domain.enums import (
     LLMCallStatus,
     MessageRole,
 )
+from chatter.domain.ids import is_valid_id
 from chatter.errors import ChatterError, ExecutionInterrupted, InternalError
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
@@ -31,15 +33,19 @@ from chatter.services.completion import CompletionGuard
 from chatter.services.conversations import ConversationService
 from chatter.services.history import load_recent, to_langchain
 from chatter.services.turn_closing import RECOVERED, Outcome, TurnCloser, TurnProgress
-from chatter.services.turn_events import turn_opened
+from chatter.services.turn_events import node_event, turn_opened
 from chatter.services.turn_tracing import TurnTrace
+from chatter.services.workflow_definitions import DefinitionService
 from chatter.settings import LLMSettings
 from chatter.storage import executions, llm_calls
 from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
+from chatter.workflows.compiler import CompiledWorkflow
 from chatter.workflows.events import (
     ModelCallFinished,
     ModelCallRecord,
+    NodeFinished,
+    NodeStarted,
     ToolCallFinished,
     ToolCallRequested,
     WorkflowFinished,
@@ -47,7 +53,7 @@ from chatter.workflows.events import (
 from chatter.workflows.executor import WorkflowExecutor, WorkflowRun
 from chatter.workflows.ledger import CallLedger
 from chatter.workflows.state import RunContext
-from chatter.workflows.templates import CHAT, TOOL_WORKFLOWS
+from chatter.workflows.templates import CHAT
 from chatter.workflows.tools.catalog import ToolCatalog
 
 log = get_logger("chatter.chat")
@@ -65,6 +71,7 @@ class ChatRequest:
     system_prompt: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    variables: dict[str, Any] | None = None  # the run's initial `variables`
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,9 @@ class AdmittedTurn:
     system_prompt: str | None
     correlation_id: str
     options: ModelOptions
+    compiled: CompiledWorkflow
+    definition_id: str | None = None  # a stored definition's id and version; None: template
+    definition_version: int | None = None
 
 
 class ChatService:
@@ -94,6 +104,7 @@ class ChatService:
         *,
         worker_id: str,
         tools: ToolCatalog,
+        definitions: DefinitionService,
     ) -> None:
         self._sessions = sessions
         # Stamped on every execution this process opens (in the same INSERT): recovery
@@ -106,6 +117,7 @@ class ChatService:
         self._executor = executor
         self._llm = llm
         self._tools = tools
+        self._definitions = definitions
         self._guard = CompletionGuard()
         self._closer = TurnCloser(sessions, self._guard, publisher)
 
@@ -120,21 +132,36 @@ class ChatService:
                 conversation_id=request.conversation_id,
                 correlation_id=correlation_id,
             )
-        await session.commit()
         defaults = conversation
+        workflow = request.workflow or (defaults.default_workflow if defaults else None) or CHAT
+        runnable = None
+        if is_valid_id(workflow):  # a stored definition (the user's own), else a template
+            runnable = await self._definitions.for_run(
+                session=session, user=user, definition_id=workflow
+            )
+        await session.commit()
         resolved = self._registry.resolve(
             request.provider or (defaults.default_provider if defaults else None),
             request.model or (defaults.default_model if defaults else None),
         )
         options = ModelOptions(request.temperature, request.max_tokens)
         self._registry.check_options(resolved, options)
-        workflow = request.workflow or (defaults.default_workflow if defaults else None) or CHAT
-        self._executor.check(workflow)
+        compiled = runnable.compiled if runnable else self._executor.template(workflow)
         system_prompt = request.system_prompt or (
             defaults.default_system_prompt if defaults else None
         )
         return AdmittedTurn(
-            user, request, conversation, resolved, workflow, system_prompt, correlation_id, options
+            user,
+            request,
+            conversation,
+            resolved,
+            compiled.name,
+            system_prompt,
+            correlation_id,
+            options,
+            compiled,
+            runnable.definition_id if runnable else None,
+            runnable.version if runnable else None,
         )
 
     async def stream(self, turn: AdmittedTurn) -> AsyncGenerator[TurnEvent]:
@@ -256,7 +283,9 @@ class ChatService:
                 if isinstance(event, WorkflowFinished):
                     progress.result_text = event.result.final_text
                     return
-                if pending is not None:
+                # The end of the call's own node is not more work: the call may still be
+                # the turn's last.
+                if pending is not None and not isinstance(event, NodeFinished):
                     await self._guard.run(self._record_call(started, progress, pending))
                     pending = None
                 if isinstance(event, ToolCallRequested):
@@ -269,6 +298,10 @@ class ChatService:
                     tools_requested = False
                 elif isinstance(event, ToolCallFinished):
                     progress.tools.append(event.record)
+                elif isinstance(event, NodeStarted | NodeFinished):
+                    if isinstance(event, NodeFinished):
+                        progress.node_timings.append(event.timing())
+                    progress.node_events.append(node_event(started.execution, event))
                 yield event
 
     async def _open(self, turn: AdmittedTurn) -> tuple[TurnStarted, list[Message]]:
@@ -290,7 +323,9 @@ class ChatService:
             execution = WorkflowExecution(
                 user_id=turn.user.id,
                 conversation_id=conversation.id,
-                workflow_name=turn.workflow,
+                workflow_name=turn.workflow[:64],
+                definition_id=turn.definition_id,
+                definition_version=turn.definition_version,
                 provider=turn.resolved.provider,
                 model=turn.resolved.model,
                 status=ExecutionStatus.RUNNING.value,
@@ -335,7 +370,8 @@ class ChatService:
         history: list[Message],
         ledger: CallLedger,
     ) -> WorkflowRun:
-        tools = await self._tools.tools() if turn.workflow in TOOL_WORKFLOWS else {}
+        names = turn.compiled.tool_names  # what its model nodes name; None: all
+        tools = await self._tools.tools(names) if names is None or names else {}
         context = RunContext(
             resolved=turn.resolved,
             chat_model=self._registry.chat_model(turn.resolved, turn.options),
@@ -344,9 +380,11 @@ class ChatService:
             max_tool_iterations=self._llm.max_tool_iterations,
             user_id=turn.user.id,
             conversation_id=started.conversation.id,
+            registry=self._registry,
+            options=turn.options,
         )
         messages = to_langchain(history, turn.system_prompt, with_tools=bool(context.tools))
-        return WorkflowRun(turn.workflow, messages, context)
+        return WorkflowRun(turn.compiled, messages, context, turn.request.variables or {})
 
     async def _record_call(
         self, started: TurnStarted, progress: TurnProgress, record: ModelCallRecord
@@ -360,8 +398,11 @@ class ChatService:
                     # Recovered by another worker (this one missed its lease): its totals
                     # are summed; a row added now would not be in them. Stop the turn.
                     raise ExecutionInterrupted(RECOVERED)
+                # The node events so far ride along in this commit (no statement of their own).
+                nodes = list(progress.node_events)
                 events = await llm_calls.record_calls(session, started.execution, [record], tools)
-                await self._publisher.commit(session, events)
+                await self._publisher.commit(session, [*nodes, *events])
+                del progress.node_events[: len(nodes)]
         except ExecutionInterrupted:
             raise
         except BaseException:

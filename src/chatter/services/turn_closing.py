@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
+from chatter.domain.events import DomainEvent
 from chatter.domain.usage import Usage, total_usage
 from chatter.errors import ChatterError, ExecutionInterrupted, NotFound
 from chatter.events.publisher import EventPublisher
@@ -54,6 +55,10 @@ class TurnProgress:
     recorded_calls: set[str] = field(default_factory=set)  # ids of calls already stored
     recording_uncertain: bool = False  # a call's write failed: it may have committed
     result_text: str | None = None
+    # Per-node steps: stored on the execution by the close; their lifecycle events wait
+    # for the turn's next commit (a call's row, or the close).
+    node_timings: list[dict[str, Any]] = field(default_factory=list)
+    node_events: list[DomainEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,8 @@ class TurnCloser:
                 session, started, progress, uncertain=progress.recording_uncertain
             )
             tools = progress.tools[progress.tools_recorded :]
-            events = await llm_calls.record_calls(session, started.execution, unrecorded, tools)
+            events = list(progress.node_events)
+            events += await llm_calls.record_calls(session, started.execution, unrecorded, tools)
             # Every tool this turn ran is stored by now (before its next call, or just above),
             # unless a failed write leaves that unknown.
             known_tools = None if progress.recording_uncertain else len(progress.tools)
@@ -113,6 +119,7 @@ class TurnCloser:
                 outcome.status,
                 outcome.reason,
                 tool_calls=known_tools,
+                node_timings=progress.node_timings,
             )
             if closed is not None:
                 drafts = _closing_messages(started, progress, records, outcome)

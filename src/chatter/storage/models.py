@@ -155,7 +155,12 @@ class WorkflowExecution(TokenColumns, Base):
     # What the turn resolved to; its calls' own provider and model are on their rows.
     provider: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(128))
-    workflow_definition_id: Mapped[str | None] = mapped_column(String(26))
+    # The stored definition and version it ran (None for a built-in template, named by
+    # workflow_name). The column keeps the name it had since the first schema.
+    definition_id: Mapped[str | None] = mapped_column("workflow_definition_id", String(26))
+    definition_version: Mapped[int | None] = mapped_column(Integer)
+    # One entry per node step: node, type, status, duration_ms and its calls' usage.
+    node_timings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="running", nullable=False, index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -167,6 +172,36 @@ class WorkflowExecution(TokenColumns, Base):
     # The worker (`workers.id`) running it; None on rows from before workers had ids. No
     # foreign key: a dead worker's row is deleted once its executions are recovered.
     owner_id: Mapped[str | None] = mapped_column(String(26))
+
+
+class WorkflowDefinitionRow(Base):
+    """A user's workflow definition; its body lives in immutable versions. Deleting it is
+    soft: executions keep referring to its versions."""
+
+    __tablename__ = "workflow_definitions"
+    __table_args__ = (Index("ix_workflow_definitions_user_updated", "user_id", "updated_at"),)
+
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    description: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    current_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WorkflowDefinitionVersion(Base):
+    """One immutable version of a definition: its body as given (JSON)."""
+
+    __tablename__ = "workflow_definition_versions"
+
+    definition_id: Mapped[str] = mapped_column(
+        ForeignKey("workflow_definitions.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
 
 
 class Worker(Base):

@@ -14,7 +14,7 @@ from chatter.api.schemas.common import (
     RequestModel,
     TokenCountsOut,
 )
-from chatter.api.schemas.conversations import WORKFLOW_NAME, ConversationOut, MessageOut
+from chatter.api.schemas.conversations import WORKFLOW_REF, ConversationOut, MessageOut
 
 MAX_MESSAGE_CHARS = 100_000
 
@@ -36,7 +36,10 @@ class ChatIn(RequestModel):
         description="A model of that provider; a model the provider does not offer is a 400.",
     )
     workflow: str | None = Field(
-        default=None, pattern=WORKFLOW_NAME, description='"chat" or "chat_with_tools"'
+        default=None,
+        pattern=WORKFLOW_REF,
+        description="A template name (GET /api/v1/workflows/templates) or the id of one of "
+        "your workflow definitions (another user's is a 404).",
     )
     system_prompt: str | None = Field(default=None, max_length=20_000)
     temperature: Annotated[float, Field(ge=0, le=2), NUMBER_ONLY] | None = Field(
@@ -52,6 +55,23 @@ class ChatIn(RequestModel):
         return value
 
 
+class NodeTimingOut(BaseModel):
+    """One node step of an execution."""
+
+    node: str
+    type: str
+    status: str
+    duration_ms: int
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost: Money
+    currency: str
+
+
 class ExecutionOut(TokenCountsOut):
     id: str
     user_id: str
@@ -65,6 +85,9 @@ class ExecutionOut(TokenCountsOut):
     total_cost: Money
     error: str | None
     correlation_id: str
+    definition_id: str | None = None
+    definition_version: int | None = None
+    node_timings: list[NodeTimingOut] | None = None
 
 
 class LLMCallOut(TokenCountsOut):

@@ -1,0 +1,61 @@
+"""Workflow definition, template, node-type and execute bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from chatter.api.schemas.chat import MAX_MESSAGE_CHARS
+from chatter.api.schemas.common import RequestModel
+from chatter.workflows.definition import WorkflowDefinition
+
+
+class WorkflowDefinitionIn(WorkflowDefinition, RequestModel):
+    """A definition: `nodes` (each `{id, type, config}`), `edges` (`{source, target,
+    condition?}`) and an `entry` node. Node configs are checked against their type's schema
+    (GET /api/v1/workflows/node-types); every problem is reported at once (422
+    `invalid_workflow`, one entry per problem in `details`)."""
+
+
+class DefinitionOut(BaseModel):
+    id: str
+    version: int = Field(description="The version shown (the current one, or the one asked).")
+    current_version: int
+    deleted: bool
+    created_at: datetime
+    updated_at: datetime
+    definition: WorkflowDefinition
+
+
+class ProblemOut(BaseModel):
+    location: str = Field(description='e.g. "nodes[2].config.temperature", "edges[1].target"')
+    node_id: str | None
+    code: str
+    message: str
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    problems: list[ProblemOut]
+
+
+class NodeTypeOut(BaseModel):
+    type: str
+    description: str
+    config_schema: dict[str, Any]
+
+
+class TemplateOut(BaseModel):
+    name: str
+    description: str
+    definition: WorkflowDefinition
+
+
+class ExecuteIn(RequestModel):
+    input: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The message.")
+    conversation_id: str | None = Field(default=None, max_length=64)
+    variables: dict[str, Any] | None = Field(
+        default=None, description="The run's initial `variables` (conditionals compare them)."
+    )
