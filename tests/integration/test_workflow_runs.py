@@ -153,9 +153,7 @@ async def test_a_tool_loop_counts_every_call_once(
     async with engine.connect() as connection:
         tools = (
             await connection.execute(
-                select(ToolInvocation).where(
-                    ToolInvocation.execution_id == body["execution"]["id"]
-                )
+                select(ToolInvocation).where(ToolInvocation.execution_id == body["execution"]["id"])
             )
         ).all()
     assert len(tools) == 3
@@ -277,7 +275,8 @@ async def test_node_events_stream_and_are_on_the_event_stream(
         assert response.status_code == 200
         events = [event async for event in read_events(response)]
     names = [e.event for e in events]
-    assert names[0] == "start" and names[-1] == "done"
+    assert names[0] == "start"
+    assert names[-1] == "done"
     nodes = [(e.event, e.data["node"]) for e in events if e.event.startswith("node_")]
     assert nodes == [
         ("node_started", "think"),

@@ -12,8 +12,6 @@ from chatter.errors import ChatterError
 from chatter.workflows.definition import (
     NODE_TYPES,
     ConditionalNodeConfig,
-    MemoryNodeConfig,
-    ModelNodeConfig,
     WorkflowDefinition,
 )
 
@@ -44,7 +42,7 @@ def validate(
     configs = _configs(definition, problems)
     _edges(definition, configs, problems)
     _graph(definition, configs, problems)
-    _references(definition, configs, check_model, set(tool_names), problems)
+    _references(definition, check_model, set(tool_names), problems)
     return problems
 
 
@@ -83,7 +81,9 @@ def _configs(definition: WorkflowDefinition, problems: list[Problem]) -> dict[st
 def _edges(
     definition: WorkflowDefinition, configs: dict[str, BaseModel], problems: list[Problem]
 ) -> None:
-    types = {node.id: node.type for node in definition.nodes}
+    types: dict[str, str] = {}
+    for node in definition.nodes:
+        types.setdefault(node.id, node.type)  # a duplicate id is reported once, by _configs
     unconditional: dict[str, int] = {}
     labels: set[tuple[str, str]] = set()
     for index, edge in enumerate(definition.edges):
@@ -206,29 +206,33 @@ def _graph(
 
 def _references(
     definition: WorkflowDefinition,
-    configs: dict[str, BaseModel],
     check_model: ModelCheck,
     tool_names: set[str],
     problems: list[Problem],
 ) -> None:
+    """Providers, models and tools, read from the raw config: a node whose config has
+    another problem still gets these checked."""
     for index, node in enumerate(definition.nodes):
-        config = configs.get(node.id)
-        if not isinstance(config, ModelNodeConfig | MemoryNodeConfig):
+        if node.type not in ("model", "memory"):
             continue
+        raw = node.config
         where = f"nodes[{index}].config"
-        if isinstance(config, MemoryNodeConfig) and not config.summarize:
-            pass
-        elif config.provider is not None or config.model is not None:
+        provider, model = _text(raw.get("provider")), _text(raw.get("model"))
+        if (provider or model) and (node.type == "model" or raw.get("summarize") is True):
             try:
-                check_model(config.provider, config.model)
+                check_model(provider, model)
             except ChatterError as exc:
                 field = "model" if exc.code == "unknown_model" else "provider"
                 code = "unknown_model" if field == "model" else "unknown_provider"
                 problems.append(Problem(f"{where}.{field}", code, exc.message, node.id))
-        if isinstance(config, ModelNodeConfig):
-            for position, name in enumerate(config.tools or []):
-                if name not in tool_names:
-                    message = f"unknown tool '{name}' (known: {sorted(tool_names)})"
-                    problems.append(
-                        Problem(f"{where}.tools[{position}]", "unknown_tool", message, node.id)
-                    )
+        tools = raw.get("tools") if node.type == "model" else None
+        for position, name in enumerate(tools if isinstance(tools, list) else []):
+            if isinstance(name, str) and name not in tool_names:
+                message = f"unknown tool '{name}' (known: {sorted(tool_names)})"
+                problems.append(
+                    Problem(f"{where}.tools[{position}]", "unknown_tool", message, node.id)
+                )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
