@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from chatter.api.schemas.common import TEXT_PATTERN
-from chatter.api.schemas.conversations import WORKFLOW_NAME
+from chatter.api.schemas.conversations import WORKFLOW_REF
 from chatter.services.pagination import CURSOR_PATTERN
 
 # The error statuses each operation can answer: the document must list exactly these.
@@ -56,6 +56,37 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1/monitoring/stats"): {"401", "403", "422", "503"},
     ("get", "/api/v1/traces/{correlation_id}"): {"401", "404", "503"},
     ("get", "/metrics"): {"401", "403", "503"},
+    ("get", "/api/v1/workflows/node-types"): {"401", "503"},
+    ("get", "/api/v1/workflows/templates"): {"401", "503"},
+    ("post", "/api/v1/workflows/definitions/validate"): {"401", "422", "503"},
+    ("post", "/api/v1/workflows/definitions"): {"401", "422", "503"},
+    ("get", "/api/v1/workflows/definitions"): {"400", "401", "422", "503"},
+    ("get", "/api/v1/workflows/definitions/{definition_id}"): {"401", "404", "422", "503"},
+    ("put", "/api/v1/workflows/definitions/{definition_id}"): {"401", "404", "422", "503"},
+    ("delete", "/api/v1/workflows/definitions/{definition_id}"): {"401", "404", "422", "503"},
+    ("get", "/api/v1/workflows/definitions/{definition_id}/versions/{version}"): {
+        "401",
+        "404",
+        "422",
+        "503",
+    },
+    ("post", "/api/v1/workflows/definitions/{definition_id}/execute"): {
+        "400",
+        "401",
+        "404",
+        "409",
+        "422",
+        "502",
+        "503",
+    },
+    ("post", "/api/v1/workflows/definitions/{definition_id}/execute/stream"): {
+        "400",
+        "401",
+        "404",
+        "422",
+        "503",
+    },
+    ("get", "/api/v1/workflows/executions"): {"400", "401", "422", "503"},
 }
 
 
@@ -124,7 +155,7 @@ def test_request_text_states_the_nul_rule(document: dict[str, Any]) -> None:
         for field, prop in body["properties"].items():
             for variant in variants(prop):
                 if variant.get("type") == "string" and "format" not in variant:
-                    assert variant.get("pattern") in (TEXT_PATTERN, WORKFLOW_NAME), (name, field)
+                    assert variant.get("pattern") in (TEXT_PATTERN, WORKFLOW_REF), (name, field)
 
 
 def test_chat_options_are_strict_numbers(document: dict[str, Any]) -> None:
