@@ -16,7 +16,7 @@ from chatter.providers.registry import ProviderRegistry
 from chatter.services.pagination import Page, decode_cursor, encode_cursor
 from chatter.storage import definitions
 from chatter.storage.models import User, WorkflowDefinitionRow
-from chatter.workflows.compiler import CompiledWorkflow
+from chatter.workflows.compiler import CompiledWorkflow, compile_definition
 from chatter.workflows.definition import WorkflowDefinition
 from chatter.workflows.executor import WorkflowExecutor
 from chatter.workflows.tools.catalog import ToolCatalog
@@ -51,6 +51,11 @@ class DefinitionService:
 
     async def _checked(self, definition: WorkflowDefinition) -> dict[str, Any]:
         problems = await self.problems(definition)
+        if not problems:
+            try:  # what validation does not foresee, the compiler refuses now, not at run time
+                compile_definition(definition)
+            except ValueError as exc:
+                problems = [Problem("nodes", "invalid_graph", str(exc))]
         if problems:
             raise InvalidWorkflow(
                 f"The workflow definition has {len(problems)} problem(s).",

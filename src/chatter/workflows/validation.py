@@ -15,6 +15,8 @@ from chatter.workflows.definition import (
     WorkflowDefinition,
 )
 
+# LangGraph refuses node names that are also state keys.
+RESERVED_IDS = frozenset({"messages", "usage_records", "tool_records", "model_calls", "variables"})
 # Raises BadRequest / UnknownModel / ProviderNotConfigured for an unusable provider/model.
 ModelCheck = Callable[[str | None, str | None], object]
 
@@ -59,6 +61,9 @@ def _configs(definition: WorkflowDefinition, problems: list[Problem]) -> dict[st
                 )
             )
         seen.add(node.id)
+        if node.id in RESERVED_IDS:
+            message = f"'{node.id}' is reserved (a name in the run's state)"
+            problems.append(Problem(f"{where}.id", "reserved_id", message, node.id))
         model = NODE_TYPES.get(node.type)
         if model is None:
             known = ", ".join(NODE_TYPES)

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from chatter.api.schemas.chat import MAX_MESSAGE_CHARS
 from chatter.api.schemas.common import RequestModel
 from chatter.workflows.definition import WorkflowDefinition
+
+
+def _finite(data: Any) -> Any:
+    """NaN and Infinity (which Python's JSON parser accepts) cannot be stored as JSON."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return data
 
 
 class WorkflowDefinitionIn(WorkflowDefinition, RequestModel):
@@ -17,6 +32,11 @@ class WorkflowDefinitionIn(WorkflowDefinition, RequestModel):
     condition?}`) and an `entry` node. Node configs are checked against their type's schema
     (GET /api/v1/workflows/node-types); every problem is reported at once (422
     `invalid_workflow`, one entry per problem in `details`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        return _finite(data)
 
 
 class DefinitionOut(BaseModel):
@@ -59,3 +79,8 @@ class ExecuteIn(RequestModel):
     variables: dict[str, Any] | None = Field(
         default=None, description="The run's initial `variables` (conditionals compare them)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        return _finite(data)
