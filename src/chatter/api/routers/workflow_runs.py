@@ -38,7 +38,8 @@ def _request(definition_id: str, body: ExecuteIn) -> ChatRequest:
 
 
 @router.post(
-    "/definitions/{definition_id}/execute", responses=error_responses(400, 401, 404, 409, 422, 502)
+    "/definitions/{definition_id:chatter_id}/execute",
+    responses=error_responses(400, 401, 404, 409, 422, 502),
 )
 async def execute_definition(
     definition_id: DefinitionId,
@@ -68,7 +69,7 @@ async def execute_definition(
 
 
 @router.post(
-    "/definitions/{definition_id}/execute/stream",
+    "/definitions/{definition_id:chatter_id}/execute/stream",
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},

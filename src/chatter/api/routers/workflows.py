@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
 from chatter.api.schemas.common import DATABASE_RESPONSES, PageOut, error_responses
@@ -21,6 +22,17 @@ from chatter.services.pagination import CURSOR_PATTERN
 from chatter.services.workflow_definitions import StoredDefinition
 from chatter.workflows.definition import NODE_TYPES, WorkflowDefinition, node_type_schemas
 
+
+class IdConvertor(StringConvertor):
+    """Path segments that can be one of our ids (ULIDs), so `/definitions/validate` is not
+    also `/definitions/{definition_id}` (its Allow header would list GET, PUT, DELETE)."""
+
+    regex = "[0-9A-HJKMNP-TV-Z]{26}"
+
+
+# Starlette's convertor table is process-wide; registering the same class again is harmless.
+register_url_convertor("chatter_id", IdConvertor())
+
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], responses=DATABASE_RESPONSES)
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, at most 100.")]
@@ -32,7 +44,9 @@ Cursor = Annotated[
         description="`next_cursor` of the last page. One this server did not issue is a 400.",
     ),
 ]
-DefinitionId = Annotated[str, Path(max_length=64)]
+DefinitionId = Annotated[
+    str, Path(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="A definition id (ULID).")
+]
 Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -110,7 +124,7 @@ async def list_definitions(
     return PageOut[DefinitionOut](items=items, next_cursor=page.next_cursor)
 
 
-@router.get("/definitions/{definition_id}", responses=error_responses(401, 404, 422))
+@router.get("/definitions/{definition_id:chatter_id}", responses=error_responses(401, 404, 422))
 async def get_definition(
     definition_id: DefinitionId, user: CurrentUser, container: ContainerDep, session: SessionDep
 ) -> DefinitionOut:
@@ -120,7 +134,7 @@ async def get_definition(
     return definition_out(stored)
 
 
-@router.put("/definitions/{definition_id}", responses=error_responses(401, 404, 422))
+@router.put("/definitions/{definition_id:chatter_id}", responses=error_responses(401, 404, 422))
 async def update_definition(
     definition_id: DefinitionId,
     body: WorkflowDefinitionIn,
@@ -136,7 +150,7 @@ async def update_definition(
 
 
 @router.delete(
-    "/definitions/{definition_id}",
+    "/definitions/{definition_id:chatter_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 404, 422),
 )
@@ -149,7 +163,8 @@ async def delete_definition(
 
 
 @router.get(
-    "/definitions/{definition_id}/versions/{version}", responses=error_responses(401, 404, 422)
+    "/definitions/{definition_id:chatter_id}/versions/{version}",
+    responses=error_responses(401, 404, 422),
 )
 async def get_definition_version(
     definition_id: DefinitionId,
