@@ -310,3 +310,54 @@ async def test_node_events_stream_and_are_on_the_event_stream(
     detail = (await client.get(f"/api/v1/executions/{done['id']}", headers=fresh.headers)).json()
     assert len(detail["node_timings"]) == 6
     await assert_invariants(engine)
+
+
+async def test_nodes_name_their_own_provider_and_route_on_variables(
+    client: httpx.AsyncClient, fresh: Actor, fake: FakeOpenAIServer, engine: AsyncEngine
+) -> None:
+    definition = {
+        "name": "by_mode",
+        "nodes": [
+            {
+                "id": "remember",
+                "type": "variable",
+                "config": {"name": "seen", "op": "append", "source": "last_message"},
+            },
+            {
+                "id": "route",
+                "type": "conditional",
+                "config": {
+                    "branches": [
+                        {
+                            "label": "short",
+                            "when": {"check": "variable", "name": "mode", "value": "short"},
+                        }
+                    ],
+                    "default": "long",
+                },
+            },
+            {"id": "terse", "type": "model", "config": {"system_prompt": "Be terse."}},
+            {"id": "offline", "type": "model", "config": {"provider": "demo"}},
+        ],
+        "edges": [
+            {"source": "remember", "target": "route"},
+            {"source": "route", "target": "terse", "condition": "short"},
+            {"source": "route", "target": "offline", "condition": "long"},
+        ],
+        "entry": "remember",
+    }
+    definition_id = await create(client, fresh, definition)
+    fake.enqueue(FakeReply(content="Short.", usage=usage(12, 2)))
+    short = await execute(client, fresh, definition_id, variables={"mode": "short"})
+    assert short.status_code == 200, short.text
+    assert short.json()["assistant_message"]["content"] == "Short."
+    assert fake.requests[-1]["messages"][0] == {"role": "system", "content": "Be terse."}
+    requests_before = len(fake.requests)
+    long = await execute(client, fresh, definition_id)
+    assert long.status_code == 200, long.text
+    assert len(fake.requests) == requests_before  # the demo model answered, offline
+    calls = await calls_of(engine, long.json()["execution"]["id"])
+    assert [(call.node, call.provider) for call in calls] == [("offline", "demo")]
+    assert long.json()["assistant_message"]["provider_used"] == "demo"  # who answered
+    assert long.json()["execution"]["total_tokens"] == calls[0].total_tokens > 0
+    await assert_invariants(engine)

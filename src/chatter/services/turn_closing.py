@@ -236,8 +236,9 @@ def _closing_messages(
                 **common,
                 "error": outcome.reason,
                 "tool_calls": _tool_calls_json(progress.tools),
-                "provider_used": progress.resolved.provider,
-                "model_used": progress.resolved.model,
+                # The model that wrote the answer (a workflow node may name its own).
+                "provider_used": records[-1].provider if records else progress.resolved.provider,
+                "model_used": records[-1].model if records else progress.resolved.model,
                 "response_time_ms": int((time.monotonic() - progress.started) * 1000),
                 "time_to_first_token_ms": records[0].time_to_first_token_ms if records else None,
                 "finish_reason": records[-1].finish_reason if records else None,
