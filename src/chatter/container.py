@@ -112,7 +112,7 @@ class Container:
         # its previous life left running are recovered.
         worker_id = new_id()
         tools = BuiltinToolCatalog()
-        definitions = DefinitionService(providers, tools, executor)
+        definitions = DefinitionService(providers, tools, executor, publisher)
         return cls(
             settings=settings,
             engine=engine,

@@ -7,9 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from workflow_support import DEFINITIONS, create, execute, three_models, tool_loop, usage
 
 from chatter.settings import Settings
+from chatter.storage.models import Event
 from conftest import Actor, UserFactory, openai_settings
 from fakes.openai_server import FakeOpenAIServer, FakeReply
 
@@ -163,7 +166,7 @@ async def test_versions_survive_updates_and_delete(
 
 
 async def test_another_users_definition_is_a_404_everywhere(
-    client: httpx.AsyncClient, alice: Actor, bob: Actor
+    client: httpx.AsyncClient, alice: Actor, bob: Actor, engine: AsyncEngine
 ) -> None:
     definition_id = await create(client, alice, three_models())
     path = f"{DEFINITIONS}/{definition_id}"
@@ -194,6 +197,13 @@ async def test_another_users_definition_is_a_404_everywhere(
     assert history.json()["items"] == []
     mine = await client.get(path, headers=alice.headers)
     assert mine.status_code == 200
+    async with engine.connect() as connection:
+        denied = (
+            await connection.execute(select(Event.data).where(Event.type == "access_denied"))
+        ).all()
+    on_record = [row.data for row in denied if row.data["id"] == definition_id]
+    assert len(on_record) == len(attempts)
+    assert {d["resource"] for d in on_record} == {"workflow_definition"}
 
 
 async def test_definitions_are_listed_in_pages(

@@ -137,7 +137,7 @@ class ChatService:
         runnable = None
         if is_valid_id(workflow):  # a stored definition (the user's own), else a template
             runnable = await self._definitions.for_run(
-                session=session, user=user, definition_id=workflow
+                session=session, user=user, definition_id=workflow, correlation_id=correlation_id
             )
         await session.commit()
         resolved = self._registry.resolve(

@@ -17,7 +17,7 @@ from chatter.storage.models import ApiKey
 
 CredentialKind = Literal["access_token", "api_key", "refresh_token"]
 LoginFailure = Literal["unknown_email", "bad_password", "inactive"]
-Resource = Literal["conversation", "execution", "api_key", "trace"]
+Resource = Literal["conversation", "execution", "api_key", "trace", "workflow_definition"]
 
 
 def login_succeeded(correlation_id: str | None, user_id: str) -> DomainEvent:

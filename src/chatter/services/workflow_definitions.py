@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.ids import is_valid_id
 from chatter.errors import BadRequest, Conflict, InvalidWorkflow, NotFound
+from chatter.events.publisher import EventPublisher
 from chatter.providers.registry import ProviderRegistry
 from chatter.services.pagination import Page, decode_cursor, encode_cursor
+from chatter.services.security_events import access_denied
 from chatter.storage import definitions
 from chatter.storage.models import User, WorkflowDefinitionRow
 from chatter.workflows.compiler import CompiledWorkflow, compile_definition
@@ -39,8 +41,13 @@ class RunnableDefinition:
 
 class DefinitionService:
     def __init__(
-        self, registry: ProviderRegistry, tools: ToolCatalog, executor: WorkflowExecutor
+        self,
+        registry: ProviderRegistry,
+        tools: ToolCatalog,
+        executor: WorkflowExecutor,
+        events: EventPublisher,
     ) -> None:
+        self._events = events
         self._registry = registry
         self._tools = tools
         self._executor = executor
@@ -88,19 +95,25 @@ class DefinitionService:
         return Page(items=items, next_cursor=next_cursor)
 
     async def get(
-        self, *, session: AsyncSession, user: User, definition_id: str
+        self, *, session: AsyncSession, user: User, definition_id: str, correlation_id: str
     ) -> StoredDefinition:
-        row = await self._owned(session, user, definition_id)
+        row = await self._owned(session, user, definition_id, correlation_id)
         stored = await self._version(session, row, row.current_version)
         await session.commit()
         return stored
 
     async def version(
-        self, *, session: AsyncSession, user: User, definition_id: str, version: int
+        self,
+        *,
+        session: AsyncSession,
+        user: User,
+        definition_id: str,
+        version: int,
+        correlation_id: str,
     ) -> StoredDefinition:
         """Any version of the user's definition, also after an update or a delete (the
         executions that ran it still refer to it)."""
-        row = await self._owned(session, user, definition_id, deleted=True)
+        row = await self._owned(session, user, definition_id, correlation_id, deleted=True)
         stored = await self._version(session, row, version)
         await session.commit()
         return stored
@@ -112,8 +125,9 @@ class DefinitionService:
         user: User,
         definition_id: str,
         definition: WorkflowDefinition,
+        correlation_id: str,
     ) -> StoredDefinition:
-        row = await self._owned(session, user, definition_id)
+        row = await self._owned(session, user, definition_id, correlation_id)
         body = await self._checked(definition)
         updated = await definitions.add_version(
             session, row, definition.name, definition.description, body
@@ -123,18 +137,20 @@ class DefinitionService:
         await session.commit()
         return StoredDefinition(updated, updated.current_version, body)
 
-    async def delete(self, *, session: AsyncSession, user: User, definition_id: str) -> None:
-        row = await self._owned(session, user, definition_id)
+    async def delete(
+        self, *, session: AsyncSession, user: User, definition_id: str, correlation_id: str
+    ) -> None:
+        row = await self._owned(session, user, definition_id, correlation_id)
         if not await definitions.soft_delete(session, row.id):
             raise NotFound("Workflow definition not found.", details={"id": definition_id})
         await session.commit()
 
     async def for_run(
-        self, *, session: AsyncSession, user: User, definition_id: str
+        self, *, session: AsyncSession, user: User, definition_id: str, correlation_id: str
     ) -> RunnableDefinition:
         """The current version, compiled (once per process and version). No commit: the
         caller's read ends with its own."""
-        row = await self._owned(session, user, definition_id)
+        row = await self._owned(session, user, definition_id, correlation_id)
         found = await definitions.version(session, row.id, row.current_version)
         if found is None:
             raise Conflict("The definition's current version is missing.")
@@ -143,15 +159,32 @@ class DefinitionService:
         return RunnableDefinition(compiled, row.id, found.version)
 
     async def _owned(
-        self, session: AsyncSession, user: User, definition_id: str, *, deleted: bool = False
+        self,
+        session: AsyncSession,
+        user: User,
+        definition_id: str,
+        correlation_id: str,
+        *,
+        deleted: bool = False,
     ) -> WorkflowDefinitionRow:
+        """The user's definition, else 404 (no existence leak); someone else's is on record
+        as `access_denied` (admins included: definitions are private)."""
         row = None
         if is_valid_id(definition_id):
             row = await definitions.owned(session, user.id, definition_id, deleted=deleted)
-        if row is None:
+        if row is not None:
+            return row
+        other = (
+            await session.get(WorkflowDefinitionRow, definition_id)
+            if is_valid_id(definition_id)
+            else None
+        )
+        if other is not None and other.user_id != user.id:
+            denied = access_denied(correlation_id, user.id, "workflow_definition", other.id)
+            await self._events.commit(session, [denied])
+        else:
             await session.commit()
-            raise NotFound("Workflow definition not found.", details={"id": definition_id})
-        return row
+        raise NotFound("Workflow definition not found.", details={"id": definition_id})
 
     async def _version(
         self, session: AsyncSession, row: WorkflowDefinitionRow, number: int

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
 from chatter.api.schemas.common import DATABASE_RESPONSES, PageOut, error_responses
 from chatter.api.schemas.workflows import (
     DefinitionOut,
@@ -126,10 +126,14 @@ async def list_definitions(
 
 @router.get("/definitions/{definition_id:chatter_id}", responses=error_responses(401, 404, 422))
 async def get_definition(
-    definition_id: DefinitionId, user: CurrentUser, container: ContainerDep, session: SessionDep
+    definition_id: DefinitionId,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> DefinitionOut:
     stored = await container.definitions.get(
-        session=session, user=user, definition_id=definition_id
+        session=session, user=user, definition_id=definition_id, correlation_id=correlation_id
     )
     return definition_out(stored)
 
@@ -141,10 +145,15 @@ async def update_definition(
     user: CurrentUser,
     container: ContainerDep,
     session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> DefinitionOut:
     """Store the body as the definition's next version (earlier versions stay readable)."""
     stored = await container.definitions.update(
-        session=session, user=user, definition_id=definition_id, definition=_definition(body)
+        session=session,
+        user=user,
+        definition_id=definition_id,
+        definition=_definition(body),
+        correlation_id=correlation_id,
     )
     return definition_out(stored)
 
@@ -155,10 +164,16 @@ async def update_definition(
     responses=error_responses(401, 404, 422),
 )
 async def delete_definition(
-    definition_id: DefinitionId, user: CurrentUser, container: ContainerDep, session: SessionDep
+    definition_id: DefinitionId,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> Response:
     """Soft delete: it can no longer run or change; its versions stay readable."""
-    await container.definitions.delete(session=session, user=user, definition_id=definition_id)
+    await container.definitions.delete(
+        session=session, user=user, definition_id=definition_id, correlation_id=correlation_id
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -172,9 +187,14 @@ async def get_definition_version(
     user: CurrentUser,
     container: ContainerDep,
     session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> DefinitionOut:
     """One version, also after later updates or a delete (executions refer to it)."""
     stored = await container.definitions.version(
-        session=session, user=user, definition_id=definition_id, version=version
+        session=session,
+        user=user,
+        definition_id=definition_id,
+        version=version,
+        correlation_id=correlation_id,
     )
     return definition_out(stored)
