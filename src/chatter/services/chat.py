@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
-from typing import Any
 
 import anyio
 from opentelemetry import trace
@@ -27,20 +25,20 @@ from chatter.domain.ids import is_valid_id
 from chatter.errors import ChatterError, ExecutionInterrupted, InternalError
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
-from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
+from chatter.providers.registry import ModelOptions, ProviderRegistry
 from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, TurnStarted
 from chatter.services.completion import CompletionGuard
 from chatter.services.conversations import ConversationService
-from chatter.services.history import load_recent, to_langchain
+from chatter.services.history import load_recent
 from chatter.services.turn_closing import RECOVERED, Outcome, TurnCloser, TurnProgress
 from chatter.services.turn_events import node_event, turn_opened
+from chatter.services.turn_request import AdmittedTurn, ChatRequest, workflow_run
 from chatter.services.turn_tracing import TurnTrace
 from chatter.services.workflow_definitions import DefinitionService
 from chatter.settings import LLMSettings
 from chatter.storage import executions, llm_calls
 from chatter.storage.messages import MessageDraft, append_messages
 from chatter.storage.models import Conversation, Message, User, WorkflowExecution
-from chatter.workflows.compiler import CompiledWorkflow
 from chatter.workflows.events import (
     ModelCallFinished,
     ModelCallRecord,
@@ -52,43 +50,15 @@ from chatter.workflows.events import (
 )
 from chatter.workflows.executor import WorkflowExecutor, WorkflowRun
 from chatter.workflows.ledger import CallLedger
-from chatter.workflows.state import RunContext
 from chatter.workflows.templates import CHAT
 from chatter.workflows.tools.catalog import ToolCatalog
+
+# ChatRequest and AdmittedTurn live in turn_request; callers have long imported them here.
+__all__ = ["AdmittedTurn", "ChatRequest", "ChatService"]
 
 log = get_logger("chatter.chat")
 TITLE_LENGTH = 60
 UNRECORDED = "The turn could not be recorded; its execution was closed as failed."
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    message: str
-    conversation_id: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    workflow: str | None = None
-    system_prompt: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    variables: dict[str, Any] | None = None  # the run's initial `variables`
-
-
-@dataclass(frozen=True)
-class AdmittedTurn:
-    """Everything checked before the first write."""
-
-    user: User
-    request: ChatRequest
-    conversation: Conversation | None
-    resolved: ResolvedModel
-    workflow: str
-    system_prompt: str | None
-    correlation_id: str
-    options: ModelOptions
-    compiled: CompiledWorkflow
-    definition_id: str | None = None  # a stored definition's id and version; None: template
-    definition_version: int | None = None
 
 
 class ChatService:
@@ -372,19 +342,9 @@ class ChatService:
     ) -> WorkflowRun:
         names = turn.compiled.tool_names  # what its model nodes name; None: all
         tools = await self._tools.tools(names) if names is None or names else {}
-        context = RunContext(
-            resolved=turn.resolved,
-            chat_model=self._registry.chat_model(turn.resolved, turn.options),
-            ledger=ledger,
-            tools=tools,
-            max_tool_iterations=self._llm.max_tool_iterations,
-            user_id=turn.user.id,
-            conversation_id=started.conversation.id,
-            registry=self._registry,
-            options=turn.options,
+        return workflow_run(
+            turn, started.conversation.id, history, ledger, self._registry, tools, self._llm
         )
-        messages = to_langchain(history, turn.system_prompt, with_tools=bool(context.tools))
-        return WorkflowRun(turn.compiled, messages, context, turn.request.variables or {})
 
     async def _record_call(
         self, started: TurnStarted, progress: TurnProgress, record: ModelCallRecord

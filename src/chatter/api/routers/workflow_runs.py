@@ -21,9 +21,9 @@ from chatter.api.schemas.common import (
 from chatter.api.schemas.workflows import ExecuteIn
 from chatter.api.sse import sse_stream
 from chatter.domain.enums import ExecutionStatus
-from chatter.services.chat import ChatRequest
 from chatter.services.chat_events import TurnClosed, TurnRefused
 from chatter.services.execution_history import execution_history
+from chatter.services.turn_request import ChatRequest
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], responses=DATABASE_RESPONSES)
 
