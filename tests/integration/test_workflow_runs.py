@@ -361,3 +361,42 @@ async def test_nodes_name_their_own_provider_and_route_on_variables(
     assert long.json()["assistant_message"]["provider_used"] == "demo"  # who answered
     assert long.json()["execution"]["total_tokens"] == calls[0].total_tokens > 0
     await assert_invariants(engine)
+
+
+async def test_the_summarize_then_answer_template_and_the_history_route(
+    client: httpx.AsyncClient, fresh: Actor, fake: FakeOpenAIServer, engine: AsyncEngine
+) -> None:
+    fake.set_responder(lambda request: FakeReply(content="ok", usage=usage(10, 1)))
+    conversation_id = None
+    executions = []
+    for turn in range(4):
+        body: dict[str, Any] = {"message": f"turn {turn}", "workflow": "summarize_then_answer"}
+        if conversation_id:
+            body["conversation_id"] = conversation_id
+        response = await client.post("/api/v1/chat", json=body, headers=fresh.headers)
+        assert response.status_code == 200, response.text
+        conversation_id = response.json()["conversation"]["id"]
+        executions.append(response.json()["execution"])
+    # Up to 6 messages nothing is summarized; the fourth turn sees 7 and summarizes 1.
+    assert [e["llm_call_count"] for e in executions] == [1, 1, 1, 2]
+    assert all(e["workflow_name"] == "summarize_then_answer" for e in executions)
+    assert executions[0]["definition_id"] is None
+    first = await client.get(
+        "/api/v1/workflows/executions", params={"limit": 3}, headers=fresh.headers
+    )
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [e["id"] for e in page["items"]] == [e["id"] for e in executions[::-1][:3]]
+    rest = await client.get(
+        "/api/v1/workflows/executions",
+        params={"limit": 3, "cursor": page["next_cursor"]},
+        headers=fresh.headers,
+    )
+    assert [e["id"] for e in rest.json()["items"]] == [executions[0]["id"]]
+    since = await client.get(
+        "/api/v1/workflows/executions",
+        params={"since": executions[3]["started_at"]},
+        headers=fresh.headers,
+    )
+    assert [e["id"] for e in since.json()["items"]] == [executions[3]["id"]]
+    await assert_invariants(engine)
