@@ -400,3 +400,24 @@ async def test_the_summarize_then_answer_template_and_the_history_route(
     )
     assert [e["id"] for e in since.json()["items"]] == [executions[3]["id"]]
     await assert_invariants(engine)
+
+
+async def test_a_node_without_tools_after_tool_calls_declares_them_forbidden(
+    client: httpx.AsyncClient, fresh: Actor, fake: FakeOpenAIServer, engine: AsyncEngine
+) -> None:
+    definition = tool_loop()
+    definition["nodes"][3] = {"id": "finish", "type": "model", "config": {"tools": []}}
+    definition_id = await create(client, fresh, definition)
+    fake.enqueue(
+        FakeReply(content="", tool_calls=calculator_call("6*7"), usage=usage(20, 4)),
+        FakeReply(content="It is 42.", usage=usage(30, 3)),
+        FakeReply(content="42.", usage=usage(40, 2)),
+    )
+    response = await execute(client, fresh, definition_id)
+    assert response.status_code == 200, response.text
+    assert response.json()["assistant_message"]["content"] == "42."
+    last = fake.requests[-1]
+    assert last["tool_choice"] == "none"
+    assert [t["function"]["name"] for t in last["tools"]] == ["calculator"]
+    assert response.json()["execution"]["llm_call_count"] == 3
+    await assert_invariants(engine)

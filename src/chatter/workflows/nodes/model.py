@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from langchain_core.messages import BaseMessage, SystemMessage
+from langchain_core.messages import BaseMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 
@@ -27,14 +27,17 @@ def model_node(spec: ModelNodeConfig) -> NodeFunction:
         )
         model: Any = chat_model
         tools = _tools_of(spec, context)
-        if tools:
-            # The last permitted call may not use tools, so a tool loop always ends in an
-            # answer; the tools stay declared because the history holds tool calls.
-            last_call = state["model_calls"] >= context.max_tool_iterations
-            choice = resolved.config.no_tool_choice if last_call else None
+        # The last permitted call may not use tools, so a tool loop always ends in an
+        # answer; the tools stay declared because the history holds tool calls. A node
+        # without tools after another's tool calls gets them declared but forbidden too
+        # (providers such as Anthropic refuse tool history without tools).
+        last_call = state["model_calls"] >= context.max_tool_iterations
+        forbidden = not tools and context.tools and _has_tool_history(state["messages"])
+        if tools or forbidden:
+            choice = resolved.config.no_tool_choice if last_call or forbidden else None
             # BaseChatModel types tool_choice as str, but providers accept their own dicts.
             bind_tools: Any = chat_model.bind_tools
-            model = bind_tools(tools, tool_choice=choice)
+            model = bind_tools(tools or list(context.tools.values()), tool_choice=choice)
         messages = _prompted(state["messages"], spec.system_prompt)
         message, record = await call_model(context.ledger, node, resolved, model, messages, emit)
         for tool_call in message.tool_calls:
@@ -55,6 +58,10 @@ def _tools_of(spec: ModelNodeConfig, context: RunContext) -> list[Any]:
     if spec.tools is None:  # every tool of the run (the catalog's, at run time)
         return list(context.tools.values())
     return [context.tools[name] for name in spec.tools if name in context.tools]
+
+
+def _has_tool_history(messages: list[BaseMessage]) -> bool:
+    return any(isinstance(message, ToolMessage) for message in messages)
 
 
 def _prompted(messages: list[BaseMessage], system_prompt: str | None) -> list[BaseMessage]:
