@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatter.storage.models import LLMCall
 from conftest import Actor
 
 DEFINITIONS = "/api/v1/workflows/definitions"
@@ -98,3 +101,11 @@ async def execute(
 
 def calculator_call(expression: str) -> list[dict[str, Any]]:
     return [{"name": "calculator", "arguments": {"expression": expression}}]
+
+
+async def calls_of(engine: AsyncEngine, execution_id: str) -> list[Any]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(LLMCall).where(LLMCall.execution_id == execution_id).order_by(LLMCall.created_at)
+        )
+        return list(rows.all())
