@@ -24,6 +24,7 @@ from chatter.api.routers import (
     metrics,
     monitoring,
     providers,
+    tool_servers,
     traces,
     webhooks,
 )
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         analytics.router,
         monitoring.router,
         traces.router,
+        tool_servers.router,
         dashboard.router,
         metrics.router,
     ):

@@ -56,6 +56,9 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1/monitoring/stats"): {"401", "403", "422", "503"},
     ("get", "/api/v1/traces/{correlation_id}"): {"401", "404", "503"},
     ("get", "/metrics"): {"401", "403", "503"},
+    ("post", "/api/v1/tool-servers"): {"401", "403", "409", "422", "503"},
+    ("get", "/api/v1/tool-servers"): {"401", "403", "503"},
+    ("delete", "/api/v1/tool-servers/{name}"): {"401", "403", "404", "422", "503"},
 }
 
 

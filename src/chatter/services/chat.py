@@ -42,6 +42,7 @@ from chatter.workflows.events import (
     ModelCallRecord,
     ToolCallFinished,
     ToolCallRequested,
+    ToolIterationLimitReached,
     WorkflowFinished,
 )
 from chatter.workflows.executor import WorkflowExecutor, WorkflowRun
@@ -49,6 +50,7 @@ from chatter.workflows.ledger import CallLedger
 from chatter.workflows.state import RunContext
 from chatter.workflows.templates import CHAT, TOOL_WORKFLOWS
 from chatter.workflows.tools.catalog import ToolCatalog
+from chatter.workflows.tools.limits import ToolLimits
 
 log = get_logger("chatter.chat")
 TITLE_LENGTH = 60
@@ -94,6 +96,7 @@ class ChatService:
         *,
         worker_id: str,
         tools: ToolCatalog,
+        tool_limits: ToolLimits | None = None,
     ) -> None:
         self._sessions = sessions
         # Stamped on every execution this process opens (in the same INSERT): recovery
@@ -106,6 +109,7 @@ class ChatService:
         self._executor = executor
         self._llm = llm
         self._tools = tools
+        self._tool_limits = tool_limits or ToolLimits()
         self._guard = CompletionGuard()
         self._closer = TurnCloser(sessions, self._guard, publisher)
 
@@ -235,7 +239,8 @@ class ChatService:
             await self._close_interrupted(started, progress, exc, None)
             raise
         # The closer runs the close to its end even if we are cancelled while it commits.
-        return await self._closer.close(started, progress, Outcome(ExecutionStatus.COMPLETED))
+        completed = Outcome(ExecutionStatus.COMPLETED, progress.notice)
+        return await self._closer.close(started, progress, completed)
 
     async def _run(
         self,
@@ -269,6 +274,9 @@ class ChatService:
                     tools_requested = False
                 elif isinstance(event, ToolCallFinished):
                     progress.tools.append(event.record)
+                elif isinstance(event, ToolIterationLimitReached):
+                    progress.notice = event.notice
+                    continue  # on record (the execution says so), not streamed
                 yield event
 
     async def _open(self, turn: AdmittedTurn) -> tuple[TurnStarted, list[Message]]:
@@ -344,6 +352,7 @@ class ChatService:
             max_tool_iterations=self._llm.max_tool_iterations,
             user_id=turn.user.id,
             conversation_id=started.conversation.id,
+            tool_limits=self._tool_limits,
         )
         messages = to_langchain(history, turn.system_prompt, with_tools=bool(context.tools))
         return WorkflowRun(turn.workflow, messages, context)

@@ -54,6 +54,8 @@ class TurnProgress:
     recorded_calls: set[str] = field(default_factory=set)  # ids of calls already stored
     recording_uncertain: bool = False  # a call's write failed: it may have committed
     result_text: str | None = None
+    # Said on the execution of a turn that completed anyway (e.g. the tool iteration limit).
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,8 @@ def _closing_messages(
             usage=usage,
             fields={
                 **common,
-                "error": outcome.reason,
+                # A completed turn's reason is a notice for the execution, not an error.
+                "error": None if outcome.status is ExecutionStatus.COMPLETED else outcome.reason,
                 "tool_calls": _tool_calls_json(progress.tools),
                 "provider_used": progress.resolved.provider,
                 "model_used": progress.resolved.model,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, TypedDict
 
 from langchain_core.language_models import BaseChatModel
@@ -15,6 +15,7 @@ from langgraph.graph.message import add_messages
 from chatter.providers.registry import ResolvedModel
 from chatter.workflows.events import ModelCallRecord, ToolCallRecord
 from chatter.workflows.ledger import CallLedger
+from chatter.workflows.tools.limits import ToolLimits
 
 CONTEXT_KEY = "chatter_run"
 
@@ -37,6 +38,8 @@ class RunContext:
     # Whose run this is: tools that read data (conversation_search) see only this user's.
     user_id: str
     conversation_id: str
+    # Timeout and size bounds of each tool call (CHATTER_TOOLS__*).
+    tool_limits: ToolLimits = field(default_factory=ToolLimits)
 
 
 def run_context(config: RunnableConfig) -> RunContext:

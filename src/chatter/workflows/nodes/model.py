@@ -10,7 +10,12 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 
 from chatter.errors import ProviderError
-from chatter.workflows.events import ModelCallFinished, TextDelta, ToolCallRequested
+from chatter.workflows.events import (
+    ModelCallFinished,
+    TextDelta,
+    ToolCallRequested,
+    ToolIterationLimitReached,
+)
 from chatter.workflows.ledger import finish_reason
 from chatter.workflows.state import WorkflowState, node_name, run_context
 
@@ -25,6 +30,8 @@ async def model_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
         # answer; the tools stay declared because the history holds tool calls.
         last_call = state["model_calls"] >= context.max_tool_iterations
         choice = context.resolved.config.no_tool_choice if last_call else None
+        if last_call:
+            emit(ToolIterationLimitReached(node, context.max_tool_iterations))
         # BaseChatModel types tool_choice as str, but providers accept their own dicts.
         bind_tools: Any = context.chat_model.bind_tools
         model = bind_tools(list(context.tools.values()), tool_choice=choice)
