@@ -15,6 +15,7 @@ from chatter.observability.logging import get_logger
 from chatter.workflows.events import ToolCallFinished, ToolCallRecord
 from chatter.workflows.state import RunContext, WorkflowState, node_name, run_context
 from chatter.workflows.tools.caller import ToolCaller, caller_config
+from chatter.workflows.tools.mcp import call_timeout
 from chatter.workflows.tools.results import arguments_size, result_text, truncate
 
 log = get_logger("chatter.tools")
@@ -62,11 +63,12 @@ async def _run_tool(
         error = f"unknown tool '{call['name']}'"
     else:
         caller = caller_config(ToolCaller(context.user_id, context.conversation_id))
+        timeout_s = call_timeout(tool, limits.timeout_s)
         try:
-            with anyio.move_on_after(limits.timeout_s) as deadline:
+            with anyio.move_on_after(timeout_s) as deadline:
                 result = result_text(await tool.ainvoke(arguments, config=caller))
             if deadline.cancelled_caught:
-                error = f"the tool did not answer within {limits.timeout_s:g} s"
+                error = f"the tool did not answer within {timeout_s:g} s"
         except Exception as exc:  # a tool failure is reported to the model, not raised
             error = _describe(exc)
     if error is not None:

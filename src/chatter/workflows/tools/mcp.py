@@ -17,6 +17,7 @@ from langchain_mcp_adapters.tools import load_mcp_tools
 from chatter.workflows.tools.naming import mcp_tool_name
 
 Transport = Literal["streamable_http", "stdio"]
+TIMEOUT_KEY = "chatter_timeout_s"
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,18 @@ async def load_server_tools(
     for tool in loaded:
         name = mcp_tool_name(spec.name, tool.name)
         if name not in tools:
-            tools[name] = _renamed(tool, name)
+            tools[name] = _renamed(tool, spec, name)
     return tools
 
 
-def _renamed(tool: BaseTool, name: str) -> BaseTool:
+def _renamed(tool: BaseTool, spec: McpServerSpec, name: str) -> BaseTool:
     update: dict[str, Any] = {"name": name}
+    if spec.timeout_s is not None:  # the server's own bound on its calls
+        update["metadata"] = {**(tool.metadata or {}), TIMEOUT_KEY: spec.timeout_s}
     return tool.model_copy(update=update)
+
+
+def call_timeout(tool: BaseTool, default_s: float) -> float:
+    """The timeout of one call of `tool`: its server's, or the default."""
+    value = (tool.metadata or {}).get(TIMEOUT_KEY)
+    return float(value) if isinstance(value, int | float) else default_s
