@@ -154,7 +154,7 @@ class Container:
             telemetry=telemetry,
             recovery=ExecutionRecovery(sessions, publisher, settings.executions, worker_id),
             tools=tools,
-            tool_servers=ToolServerService(tools, settings.tools),
+            tool_servers=ToolServerService(tools, settings.tools, publisher),
             redis=redis,
         )
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tools_support import register_server
 
 from chatter.settings import Settings
+from chatter.storage.models import Event
 from chatter.storage.tool_servers import ToolServer
 from conftest import Actor, UserFactory, make_settings
 
@@ -99,7 +100,7 @@ async def test_a_stdio_command_outside_the_allow_list_is_refused(
 
 
 async def test_names_are_unique_and_deletes_answer_404_when_unknown(
-    client: httpx.AsyncClient, admin: Actor
+    client: httpx.AsyncClient, admin: Actor, engine: AsyncEngine
 ) -> None:
     # Nothing listens on port 9 (discard): registered anyway, shown as unavailable.
     body = {
@@ -127,3 +128,18 @@ async def test_names_are_unique_and_deletes_answer_404_when_unknown(
     assert missing.status_code == 404
     bad_name = await client.delete("/api/v1/tool-servers/Not%20A%20Name", headers=admin.headers)
     assert bad_name.status_code == 422
+    # Both changes are security events of the admin, with the request's correlation id and
+    # without the header's value.
+    async with engine.connect() as connection:
+        events = (
+            await connection.execute(
+                select(Event).where(Event.type.like("tool_server_%")).order_by(Event.id)
+            )
+        ).all()
+    assert [(e.type, e.category, e.user_id) for e in events] == [
+        ("tool_server_registered", "security", admin.id),
+        ("tool_server_deleted", "security", admin.id),
+    ]
+    assert events[0].correlation_id == first.headers["x-correlation-id"]
+    assert events[0].data["header_names"] == ["Authorization"]
+    assert "secret-token" not in str(events[0].data)

@@ -39,6 +39,8 @@ class EventType(StrEnum):
     ACCESS_DENIED = "access_denied"
     RATE_LIMITED = "rate_limited"
     USAGE_RECORDED = "usage_recorded"
+    TOOL_SERVER_REGISTERED = "tool_server_registered"
+    TOOL_SERVER_DELETED = "tool_server_deleted"
 
 
 CATEGORY_OF: dict[EventType, EventCategory] = {
@@ -58,6 +60,8 @@ CATEGORY_OF: dict[EventType, EventCategory] = {
     EventType.ACCESS_DENIED: EventCategory.SECURITY,
     EventType.RATE_LIMITED: EventCategory.SECURITY,
     EventType.USAGE_RECORDED: EventCategory.ANALYTICS,
+    EventType.TOOL_SERVER_REGISTERED: EventCategory.SECURITY,
+    EventType.TOOL_SERVER_DELETED: EventCategory.SECURITY,
 }
 
 

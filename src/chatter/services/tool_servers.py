@@ -12,7 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatter.domain.enums import UserRole
+from chatter.domain.events import DomainEvent, EventType
 from chatter.errors import Conflict, Forbidden, NotFound, StdioCommandNotAllowed
+from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.settings import ToolSettings
 from chatter.storage import message_search, tool_servers
@@ -97,12 +99,15 @@ class MessageSearcher:
 
 
 class ToolServerService:
-    def __init__(self, registry: ToolRegistry, settings: ToolSettings) -> None:
+    def __init__(
+        self, registry: ToolRegistry, settings: ToolSettings, publisher: EventPublisher
+    ) -> None:
         self._registry = registry
         self._settings = settings
+        self._publisher = publisher
 
     async def register(
-        self, *, session: AsyncSession, user: User, draft: ToolServerDraft
+        self, *, session: AsyncSession, user: User, draft: ToolServerDraft, correlation_id: str
     ) -> ToolServerView:
         _require_admin(user)
         self._check_command(draft)
@@ -122,8 +127,9 @@ class ToolServerService:
             created_by=user.id,
         )
         session.add(row)
+        event = _changed(EventType.TOOL_SERVER_REGISTERED, correlation_id, user, row)
         try:
-            await session.commit()
+            await self._publisher.commit(session, [event])
         except IntegrityError as exc:  # registered concurrently under the same name
             await session.rollback()
             raise Conflict(
@@ -148,12 +154,16 @@ class ToolServerService:
             views.append(ToolServerView(row, status))
         return views
 
-    async def delete(self, *, session: AsyncSession, user: User, name: str) -> None:
+    async def delete(
+        self, *, session: AsyncSession, user: User, name: str, correlation_id: str
+    ) -> None:
         _require_admin(user)
-        deleted = await tool_servers.delete_server(session, name)
-        await session.commit()
-        if not deleted:
+        row = await tool_servers.get_server(session, name)
+        if row is None or not await tool_servers.delete_server(session, name):
+            await session.rollback()
             raise NotFound("Tool server not found.", details={"name": name})
+        event = _changed(EventType.TOOL_SERVER_DELETED, correlation_id, user, row)
+        await self._publisher.commit(session, [event])
         log.info("tool_server_deleted", server=name)
         self._registry.invalidate(name)
 
@@ -165,6 +175,22 @@ class ToolServerService:
                 "deployment allows commands with CHATTER_TOOLS__STDIO_ALLOWED_COMMANDS.",
                 details={"command": draft.command, "allowed": list(allowed)},
             )
+
+
+def _changed(kind: EventType, correlation_id: str, user: User, row: ToolServer) -> DomainEvent:
+    """Who registered or deleted which server (header values are secrets: names only)."""
+    return DomainEvent(
+        kind,
+        correlation_id,
+        user_id=user.id,
+        data={
+            "name": row.name,
+            "transport": row.transport,
+            "url": row.url,
+            "command": row.command,
+            "header_names": sorted(row.headers or {}),
+        },
+    )
 
 
 def _require_admin(user: User) -> None:

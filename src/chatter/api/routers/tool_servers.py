@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
 from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 from chatter.api.schemas.tool_servers import ToolServerIn, ToolServerOut
 from chatter.services.tool_servers import ToolServerDraft, ToolServerView
@@ -18,7 +18,11 @@ ServerName = Annotated[str, Path(max_length=MAX_SERVER_NAME, pattern=r"^[a-z0-9_
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(401, 403, 409, 422))
 async def register_tool_server(
-    body: ToolServerIn, user: CurrentUser, container: ContainerDep, session: SessionDep
+    body: ToolServerIn,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> ToolServerOut:
     """Register an MCP server. It is registered even if it does not answer now (`status`
     says so); its tools are usable once it does. A stdio command not in
@@ -32,7 +36,9 @@ async def register_tool_server(
         headers=dict(body.headers),
         timeout_s=body.timeout_s,
     )
-    view = await container.tool_servers.register(session=session, user=user, draft=draft)
+    view = await container.tool_servers.register(
+        session=session, user=user, draft=draft, correlation_id=correlation_id
+    )
     return _out(view)
 
 
@@ -49,11 +55,17 @@ async def list_tool_servers(
     "/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 403, 404, 422)
 )
 async def delete_tool_server(
-    name: ServerName, user: CurrentUser, container: ContainerDep, session: SessionDep
+    name: ServerName,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> Response:
     """Delete a server: its tools disappear (on other workers within
     CHATTER_TOOLS__SERVERS_REFRESH_S)."""
-    await container.tool_servers.delete(session=session, user=user, name=name)
+    await container.tool_servers.delete(
+        session=session, user=user, name=name, correlation_id=correlation_id
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -16,7 +16,12 @@ from chatter.workflows.events import ToolCallFinished, ToolCallRecord
 from chatter.workflows.state import RunContext, WorkflowState, node_name, run_context
 from chatter.workflows.tools.caller import ToolCaller, caller_config
 from chatter.workflows.tools.mcp import call_timeout
-from chatter.workflows.tools.results import arguments_size, result_text, truncate
+from chatter.workflows.tools.results import (
+    arguments_size,
+    describe_error,
+    result_text,
+    truncate,
+)
 
 log = get_logger("chatter.tools")
 
@@ -70,7 +75,7 @@ async def _run_tool(
             if deadline.cancelled_caught:
                 error = f"the tool did not answer within {timeout_s:g} s"
         except Exception as exc:  # a tool failure is reported to the model, not raised
-            error = _describe(exc)
+            error = describe_error(exc)
     if error is not None:
         result = f"Error: {error}"
         log.warning("tool_call_failed", tool=call["name"], error=error)
@@ -87,13 +92,6 @@ async def _run_tool(
         ended_at_ns=started_at_ns + int(elapsed * 1e9),
         error=None if error is None else truncate(error, limits.max_result_chars),
     )
-
-
-def _describe(exc: BaseException) -> str:
-    # MCP transports fail inside anyio task groups: the innermost error says what happened.
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return str(exc) or type(exc).__name__
 
 
 def route_after_model(state: WorkflowState, config: RunnableConfig) -> str:

@@ -22,6 +22,7 @@ from chatter.domain.clock import utcnow
 from chatter.observability.logging import get_logger
 from chatter.workflows.tools.mcp import McpServerSpec, load_server_tools
 from chatter.workflows.tools.naming import server_of
+from chatter.workflows.tools.results import describe_error
 
 log = get_logger("chatter.tools")
 ServerState = Literal["available", "unavailable"]
@@ -117,8 +118,14 @@ class ToolRegistry:
     async def _servers(self) -> list[McpServerSpec]:
         now = self._clock()
         if self._specs is None or now - self._specs_at >= self._timing.servers_refresh_s:
-            self._specs, self._specs_at = await self._source.servers(), now
-            names = {spec.name for spec in self._specs}
+            try:
+                specs = await self._source.servers()
+            except Exception as exc:  # the built-ins still work: keep what we knew
+                log.warning("tool_servers_unreadable", error=describe_error(exc))
+                self._specs_at = now
+                return self._specs or []
+            self._specs, self._specs_at = specs, now
+            names = {spec.name for spec in specs}
             for gone in set(self._loaded) - names:  # deleted (maybe on another worker)
                 del self._loaded[gone]
         return self._specs
@@ -146,7 +153,7 @@ class ToolRegistry:
             )
             error = None
         except Exception as exc:  # a server that is down must not break anything else
-            tools, error = {}, _describe(exc)
+            tools, error = {}, _load_error(exc)
             log.warning("mcp_server_unavailable", server=spec.name, error=error)
         else:
             log.info("mcp_server_loaded", server=spec.name, tools=sorted(tools))
@@ -163,10 +170,7 @@ def _status(name: str, entry: _Loaded) -> ServerStatus:
     )
 
 
-def _describe(exc: BaseException) -> str:
-    # anyio task groups wrap the real cause in ExceptionGroups: show the innermost.
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
+def _load_error(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "the server did not list its tools in time"
-    return f"{type(exc).__name__}: {exc}"[:500]
+    return describe_error(exc)[:500]

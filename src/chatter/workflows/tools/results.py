@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from langchain_core.messages import ToolMessage
+from langchain_core.tools import ToolException
 
 TRUNCATED = "\n[truncated: {shown} of {total} characters]"
 
@@ -44,3 +45,14 @@ def truncate(text: str, limit: int) -> str:
 
 def arguments_size(arguments: dict[str, Any]) -> int:
     return len(json.dumps(arguments, ensure_ascii=False, default=str))
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong: a tool's own error (ToolException) by its message, anything else as
+    `Type: message`. MCP transports fail inside anyio task groups: the innermost error says
+    what happened."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, ToolException) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
