@@ -6,6 +6,7 @@ turn completes with its accounting intact."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -300,6 +301,30 @@ async def test_a_server_that_is_down_leaves_other_tools_working(
     assert not any(name.startswith("down__") for name in offered_tools(fake.requests[0]))
     deleted = await client.delete("/api/v1/tool-servers/down", headers=admin.headers)
     assert deleted.status_code == 204
+
+
+async def test_a_failed_call_is_streamed_with_its_error(
+    client: httpx.AsyncClient, alice: Actor, fake: FakeOpenAIServer, registered: dict[str, object]
+) -> None:
+    fake.enqueue(calls(("fake__explode", {"reason": "streamed"})), ANSWER)
+    response = await client.post(
+        "/api/v1/chat/stream",
+        json={"message": "Stream it", "workflow": "chat_with_tools"},
+        headers=alice.headers,
+    )
+    assert response.status_code == 200
+    frames = [frame.split("\n") for frame in response.text.replace("\r\n", "\n").split("\n\n")]
+    results = [
+        json.loads(line.removeprefix("data: "))
+        for frame in frames
+        if "event: tool_result" in frame
+        for line in frame
+        if line.startswith("data: ")
+    ]
+    assert [(r["name"], r["status"]) for r in results] == [("fake__explode", "failed")]
+    assert "exploded: streamed" in results[0]["error"]
+    assert results[0]["result"].startswith("Error: ")
+    assert any("event: done" in frame for frame in frames)
 
 
 async def test_deleting_a_server_removes_its_tools(
