@@ -160,6 +160,7 @@ class Container:
 
     async def aclose(self) -> None:
         await self.chat.aclose()
+        await self.tool_servers.aclose()
         # After the turns' closes: what is still running is recoverable at once.
         await self.recovery.aclose()
         await self.analytics.aclose()

@@ -80,8 +80,12 @@ async def test_tool_lists_are_cached_until_their_ttl(mcp_server: FakeMCPServer) 
     assert set(await tools.tools(["calculator"])) == {"calculator"}
     assert mcp_server.list_requests == before + 1
     clock.now += 61
-    await tools.tools()
+    assert "fake__add" in await tools.tools()  # the stale list at once; listed again behind
+    await tools.settled()
     assert mcp_server.list_requests == before + 2
+    await tools.tools()
+    await tools.settled()
+    assert mcp_server.list_requests == before + 2  # fresh again
     # A new registration under the same name (a new version) is loaded anew at once.
     table.specs = [McpServerSpec("fake", "streamable_http", "v2", url=mcp_server.url)]
     clock.now += 6  # past servers_refresh_s: the table is read again
@@ -116,6 +120,11 @@ async def test_a_server_that_is_down_is_retried_after_retry_s() -> None:
     assert status.error
     first_check = status.checked_at
     clock.now += 5  # within retry_s: not tried again
+    await tools.statuses()
+    await tools.settled()
     assert (await tools.statuses())["down"].checked_at == first_check
-    clock.now += 6
+    clock.now += 6  # tried again in the background; the turns meanwhile do not wait
+    assert set(await tools.tools()) == set(builtin_tools())
+    await tools.settled()
     assert (await tools.statuses())["down"].checked_at > first_check
+    await tools.aclose()

@@ -167,6 +167,9 @@ class ToolServerService:
         log.info("tool_server_deleted", server=name)
         self._registry.invalidate(name)
 
+    async def aclose(self) -> None:
+        await self._registry.aclose()
+
     def _check_command(self, draft: ToolServerDraft) -> None:
         allowed = self._settings.stdio_allowed_commands
         if draft.transport == "stdio" and draft.command not in allowed:

@@ -4,8 +4,10 @@ ToolCatalog.
 Servers are read from their source (the database) at most every `servers_refresh_s`, so a
 server registered or deleted on another worker is seen within that time; this worker's own
 changes are seen at once (`invalidate`). Each server's tool list is cached per registration
-for `cache_ttl_s`; a server that cannot be listed is logged, its tools are left out, and it
-is tried again after `retry_s` - a turn that does not use it never fails because of it."""
+for `cache_ttl_s`, then listed again in the background (turns keep the cached list meanwhile);
+a server that cannot be listed is logged, its tools are left out, and it is tried again after
+`retry_s` - a turn that does not use it never fails because of it. Only a worker's first
+listing of a server is waited for (at most `load_timeout_s`)."""
 
 from __future__ import annotations
 
@@ -77,6 +79,7 @@ class ToolRegistry:
         self._specs_at = 0.0
         self._loaded: dict[str, _Loaded] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     async def names(self) -> list[str]:
         return sorted(await self.tools())
@@ -131,14 +134,45 @@ class ToolRegistry:
         return self._specs
 
     async def _load(self, spec: McpServerSpec) -> _Loaded:
-        lock = self._locks.setdefault(spec.name, asyncio.Lock())
-        async with lock:  # one load per server at a time; the others reuse its result
-            entry = self._loaded.get(spec.name)
-            if entry is not None and entry.version == spec.version and self._fresh(entry):
-                return entry
-            entry = await self._fetch(spec)
-            self._loaded[spec.name] = entry
+        entry = self._known(spec)
+        if entry is not None:
+            # Stale: served as is while a background task lists the server again, so no
+            # turn waits for a server (least of all one that went down) it listed before.
+            if not self._fresh(entry):
+                self._refresh_later(spec)
             return entry
+        lock = self._locks.setdefault(spec.name, asyncio.Lock())
+        async with lock:  # one first load per server; the others reuse its result
+            entry = self._known(spec)
+            if entry is None:
+                entry = self._loaded[spec.name] = await self._fetch(spec)
+            return entry
+
+    def _known(self, spec: McpServerSpec) -> _Loaded | None:
+        entry = self._loaded.get(spec.name)
+        return entry if entry is not None and entry.version == spec.version else None
+
+    def _refresh_later(self, spec: McpServerSpec) -> None:
+        if spec.name in self._refreshing:
+            return
+        task = asyncio.create_task(self._refresh(spec))
+        self._refreshing[spec.name] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(spec.name, None))
+
+    async def _refresh(self, spec: McpServerSpec) -> None:
+        entry = await self._fetch(spec)
+        if self._known(spec) is not None:  # not deleted nor registered anew meanwhile
+            self._loaded[spec.name] = entry
+
+    async def settled(self) -> None:
+        """Wait for the background refreshes under way (tests; shutdown)."""
+        while self._refreshing:
+            await asyncio.wait(list(self._refreshing.values()))
+
+    async def aclose(self) -> None:
+        for task in list(self._refreshing.values()):
+            task.cancel()
+        await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
 
     def _fresh(self, entry: _Loaded) -> bool:
         ttl = self._timing.retry_s if entry.error is not None else self._timing.cache_ttl_s
