@@ -24,6 +24,7 @@ from chatter.api.routers import (
     metrics,
     monitoring,
     providers,
+    tool_servers,
     traces,
     webhooks,
     workflow_runs,
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         traces.router,
         workflows.router,
         workflow_runs.router,
+        tool_servers.router,
         dashboard.router,
         metrics.router,
     ):

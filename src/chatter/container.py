@@ -28,6 +28,12 @@ from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
 from chatter.services.monitoring import MonitoringService
 from chatter.services.recovery import ExecutionRecovery
+from chatter.services.tool_servers import (
+    DatabaseServerSource,
+    MessageSearcher,
+    ToolServerService,
+    registry_timing,
+)
 from chatter.services.traces import TraceService
 from chatter.services.webhooks import WebhookService
 from chatter.services.workflow_definitions import DefinitionService
@@ -35,7 +41,11 @@ from chatter.settings import PriceOverride, Settings
 from chatter.storage.db import create_engine, create_session_factory
 from chatter.workflows.executor import WorkflowExecutor
 from chatter.workflows.templates import builtin_templates
-from chatter.workflows.tools.catalog import BuiltinToolCatalog, ToolCatalog
+from chatter.workflows.tools import builtin_tools
+from chatter.workflows.tools.catalog import ToolCatalog
+from chatter.workflows.tools.conversation_search import conversation_search_tool
+from chatter.workflows.tools.limits import ToolLimits
+from chatter.workflows.tools.registry import ToolRegistry
 
 
 @dataclass
@@ -62,6 +72,7 @@ class Container:
     recovery: ExecutionRecovery
     tools: ToolCatalog
     definitions: DefinitionService
+    tool_servers: ToolServerService
     redis: Redis | None = None
 
     @property
@@ -111,7 +122,7 @@ class Container:
         # One id per process start: a restarted worker is a new owner, and the executions
         # its previous life left running are recovered.
         worker_id = new_id()
-        tools = BuiltinToolCatalog()
+        tools = tool_registry(settings, sessions)
         definitions = DefinitionService(providers, tools, executor, publisher)
         return cls(
             settings=settings,
@@ -134,6 +145,11 @@ class Container:
                 worker_id=worker_id,
                 tools=tools,
                 definitions=definitions,
+                tool_limits=ToolLimits(
+                    timeout_s=settings.tools.timeout_s,
+                    max_result_chars=settings.tools.max_result_chars,
+                    max_argument_chars=settings.tools.max_argument_chars,
+                ),
             ),
             executions=ExecutionService(publisher),
             publisher=publisher,
@@ -147,11 +163,13 @@ class Container:
             recovery=ExecutionRecovery(sessions, publisher, settings.executions, worker_id),
             tools=tools,
             definitions=definitions,
+            tool_servers=ToolServerService(tools, settings.tools, publisher),
             redis=redis,
         )
 
     async def aclose(self) -> None:
         await self.chat.aclose()
+        await self.tool_servers.aclose()
         # After the turns' closes: what is still running is recoverable at once.
         await self.recovery.aclose()
         await self.analytics.aclose()
@@ -161,6 +179,13 @@ class Container:
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
+
+
+def tool_registry(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> ToolRegistry:
+    """Built-ins (conversation_search included) and the registered MCP servers' tools."""
+    search = conversation_search_tool(MessageSearcher(sessions), settings.tools.search_max_results)
+    builtins = {**builtin_tools(), search.name: search}
+    return ToolRegistry(builtins, DatabaseServerSource(sessions), registry_timing(settings.tools))
 
 
 def price_overrides(settings: Settings) -> dict[str, PriceOverride]:

@@ -76,6 +76,12 @@ class WebhookUrlRefused(Unprocessable):
     code = "webhook_url_refused"
 
 
+class StdioCommandNotAllowed(Unprocessable):
+    """A stdio MCP server whose command is not in CHATTER_TOOLS__STDIO_ALLOWED_COMMANDS."""
+
+    code = "stdio_command_not_allowed"
+
+
 class ProviderNotConfigured(BadRequest):
     code = "provider_not_configured"
 

@@ -171,6 +171,28 @@ class ExecutionSettings(BaseModel):
         return self
 
 
+class ToolSettings(BaseModel):
+    """Tools and MCP tool servers (`CHATTER_TOOLS__...`, docs/tools.md)."""
+
+    # One tool call, start to result; past it the model gets an error result.
+    timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # A result longer than this is cut (for the model, the record, the event and the trace).
+    max_result_chars: int = Field(default=10_000, ge=100, le=1_000_000)
+    # Arguments whose JSON is longer than this are refused without calling the tool.
+    max_argument_chars: int = Field(default=20_000, ge=100, le=1_000_000)
+    # Commands an admin may register as stdio MCP servers (exact strings); none by default.
+    stdio_allowed_commands: list[str] = Field(default_factory=list)
+    # A server's tool list is reloaded after this long; a server that failed to load is
+    # retried after `retry_s`; listing its tools waits at most `load_timeout_s`.
+    cache_ttl_s: float = Field(default=300.0, gt=0)
+    retry_s: float = Field(default=30.0, gt=0)
+    load_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # How often a worker re-reads the registered servers (another worker may have changed them).
+    servers_refresh_s: float = Field(default=5.0, ge=0)
+    # conversation_search: at most this many messages per call.
+    search_max_results: int = Field(default=20, ge=1, le=200)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHATTER_",
@@ -217,6 +239,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     executions: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -87,6 +87,9 @@ EXPECTED_ERRORS = {
         "503",
     },
     ("get", "/api/v1/workflows/executions"): {"400", "401", "422", "503"},
+    ("post", "/api/v1/tool-servers"): {"401", "403", "409", "422", "503"},
+    ("get", "/api/v1/tool-servers"): {"401", "403", "503"},
+    ("delete", "/api/v1/tool-servers/{name}"): {"401", "403", "404", "422", "503"},
 }
 
 

@@ -88,6 +88,7 @@ def to_sse(event: TurnEvent) -> ServerSentEvent | None:
                 "name": record.name,
                 "result": record.result,
                 "status": record.status,
+                "error": record.error,
             },
         )
     if isinstance(event, ModelCallFinished):

@@ -41,6 +41,8 @@ class EventType(StrEnum):
     USAGE_RECORDED = "usage_recorded"
     NODE_STARTED = "node_started"
     NODE_FINISHED = "node_finished"
+    TOOL_SERVER_REGISTERED = "tool_server_registered"
+    TOOL_SERVER_DELETED = "tool_server_deleted"
 
 
 CATEGORY_OF: dict[EventType, EventCategory] = {
@@ -62,6 +64,8 @@ CATEGORY_OF: dict[EventType, EventCategory] = {
     EventType.USAGE_RECORDED: EventCategory.ANALYTICS,
     EventType.NODE_STARTED: EventCategory.WORKFLOW,
     EventType.NODE_FINISHED: EventCategory.WORKFLOW,
+    EventType.TOOL_SERVER_REGISTERED: EventCategory.SECURITY,
+    EventType.TOOL_SERVER_DELETED: EventCategory.SECURITY,
 }
 
 

@@ -46,12 +46,14 @@ from chatter.workflows.events import (
     NodeStarted,
     ToolCallFinished,
     ToolCallRequested,
+    ToolIterationLimitReached,
     WorkflowFinished,
 )
 from chatter.workflows.executor import WorkflowExecutor, WorkflowRun
 from chatter.workflows.ledger import CallLedger
 from chatter.workflows.templates import CHAT
 from chatter.workflows.tools.catalog import ToolCatalog
+from chatter.workflows.tools.limits import ToolLimits
 
 # ChatRequest and AdmittedTurn live in turn_request; callers have long imported them here.
 __all__ = ["AdmittedTurn", "ChatRequest", "ChatService"]
@@ -75,6 +77,7 @@ class ChatService:
         worker_id: str,
         tools: ToolCatalog,
         definitions: DefinitionService,
+        tool_limits: ToolLimits | None = None,
     ) -> None:
         self._sessions = sessions
         # Stamped on every execution this process opens (in the same INSERT): recovery
@@ -88,6 +91,7 @@ class ChatService:
         self._llm = llm
         self._tools = tools
         self._definitions = definitions
+        self._tool_limits = tool_limits or ToolLimits()
         self._guard = CompletionGuard()
         self._closer = TurnCloser(sessions, self._guard, publisher)
 
@@ -232,7 +236,8 @@ class ChatService:
             await self._close_interrupted(started, progress, exc, None)
             raise
         # The closer runs the close to its end even if we are cancelled while it commits.
-        return await self._closer.close(started, progress, Outcome(ExecutionStatus.COMPLETED))
+        completed = Outcome(ExecutionStatus.COMPLETED, progress.notice)
+        return await self._closer.close(started, progress, completed)
 
     async def _run(
         self,
@@ -266,13 +271,10 @@ class ChatService:
                     else:
                         pending = event.record
                     tools_requested = False
-                elif isinstance(event, ToolCallFinished):
-                    progress.tools.append(event.record)
-                elif isinstance(event, NodeStarted | NodeFinished):
-                    if isinstance(event, NodeFinished):
-                        progress.node_timings.append(event.timing())
-                    progress.node_events.append(node_event(started.execution, event))
-                yield event
+                _note(started, progress, event)
+                # The limit is on record (the execution says so), not streamed.
+                if not isinstance(event, ToolIterationLimitReached):
+                    yield event
 
     async def _open(self, turn: AdmittedTurn) -> tuple[TurnStarted, list[Message]]:
         """One transaction: the user message, the running execution, and the history the
@@ -343,7 +345,14 @@ class ChatService:
         names = turn.compiled.tool_names  # what its model nodes name; None: all
         tools = await self._tools.tools(names) if names is None or names else {}
         return workflow_run(
-            turn, started.conversation.id, history, ledger, self._registry, tools, self._llm
+            turn,
+            started.conversation.id,
+            history,
+            ledger,
+            self._registry,
+            tools,
+            self._llm,
+            self._tool_limits,
         )
 
     async def _record_call(
@@ -385,6 +394,18 @@ class ChatService:
         progress.ledger.interrupt_open_calls(call_status, reason)
         log.warning("turn_interrupted", status=status.value, error=reason)
         return await self._closer.close(started, progress, Outcome(status, reason, error))
+
+
+def _note(started: TurnStarted, progress: TurnProgress, event: object) -> None:
+    """Keep what the close needs from a run's event."""
+    if isinstance(event, ToolCallFinished):
+        progress.tools.append(event.record)
+    elif isinstance(event, NodeStarted | NodeFinished):
+        if isinstance(event, NodeFinished):
+            progress.node_timings.append(event.timing())
+        progress.node_events.append(node_event(started.execution, event))
+    elif isinstance(event, ToolIterationLimitReached):
+        progress.notice = event.notice
 
 
 def _reason(exc: BaseException) -> str:

@@ -59,6 +59,8 @@ class TurnProgress:
     # for the turn's next commit (a call's row, or the close).
     node_timings: list[dict[str, Any]] = field(default_factory=list)
     node_events: list[DomainEvent] = field(default_factory=list)
+    # Said on the execution of a turn that completed anyway (e.g. the tool iteration limit).
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,8 @@ def _closing_messages(
             usage=usage,
             fields={
                 **common,
-                "error": outcome.reason,
+                # A completed turn's reason is a notice for the execution, not an error.
+                "error": None if outcome.status is ExecutionStatus.COMPLETED else outcome.reason,
                 "tool_calls": _tool_calls_json(progress.tools),
                 # The model that wrote the answer (a workflow node may name its own).
                 "provider_used": records[-1].provider if records else progress.resolved.provider,

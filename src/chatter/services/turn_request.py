@@ -15,6 +15,7 @@ from chatter.workflows.compiler import CompiledWorkflow
 from chatter.workflows.executor import WorkflowRun
 from chatter.workflows.ledger import CallLedger
 from chatter.workflows.state import RunContext
+from chatter.workflows.tools.limits import ToolLimits
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ def workflow_run(
     registry: ProviderRegistry,
     tools: dict[str, BaseTool],
     llm: LLMSettings,
+    tool_limits: ToolLimits,
 ) -> WorkflowRun:
     """The run of the turn's compiled workflow: its context (the turn's model and options,
     the tools its model nodes name, whose run it is) and the model's input."""
@@ -68,6 +70,7 @@ def workflow_run(
         conversation_id=conversation_id,
         registry=registry,
         options=turn.options,
+        tool_limits=tool_limits,
     )
     messages = to_langchain(history, turn.system_prompt, with_tools=bool(context.tools))
     return WorkflowRun(turn.compiled, messages, context, turn.request.variables or {})

@@ -292,6 +292,7 @@ class ToolInvocation(Base):
     arguments: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     result: Mapped[str] = mapped_column(Text, default="", nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed (migration 0007)
     latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
     correlation_id: Mapped[str] = mapped_column(String(128), nullable=False)
     created_at: Mapped[datetime] = _created_at()

@@ -43,6 +43,7 @@ class ToolCallRecord:
     latency_ms: int
     started_at_ns: int = 0  # wall clock, ns since the epoch (trace spans)
     ended_at_ns: int = 0
+    error: str | None = None  # why it failed (the model got it as the result, too)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,21 @@ def usage_json(usage: Usage) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class ToolIterationLimitReached:
+    """The model made its last permitted call with tools; this call must answer without."""
+
+    node: str
+    limit: int
+
+    @property
+    def notice(self) -> str:
+        return (
+            f"Tool iteration limit reached: {self.limit} model calls used tools "
+            "(CHATTER_LLM__MAX_TOOL_ITERATIONS); the last call had to answer without them."
+        )
+
+
+@dataclass(frozen=True)
 class WorkflowResult:
     """The end of a run: the messages it added and the sum of its calls' usage."""
 
@@ -138,5 +154,6 @@ WorkflowEvent = (
     | ModelCallFinished
     | NodeStarted
     | NodeFinished
+    | ToolIterationLimitReached
     | WorkflowFinished
 )

@@ -15,6 +15,7 @@ from langgraph.graph.message import add_messages
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
 from chatter.workflows.events import ModelCallRecord, ToolCallRecord
 from chatter.workflows.ledger import CallLedger
+from chatter.workflows.tools.limits import ToolLimits
 
 CONTEXT_KEY = "chatter_run"
 
@@ -68,6 +69,9 @@ class RunContext:
         )
         self.registry.check_options(resolved, options)
         return resolved, self.registry.chat_model(resolved, options)
+
+    # Timeout and size bounds of each tool call (CHATTER_TOOLS__*).
+    tool_limits: ToolLimits = field(default_factory=ToolLimits)
 
 
 def run_context(config: RunnableConfig) -> RunContext:

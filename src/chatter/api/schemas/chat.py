@@ -117,6 +117,7 @@ class ToolCallOut(ApiModel):
     arguments: dict[str, Any]
     result: str
     status: str
+    error: str | None = None
     latency_ms: int
     created_at: datetime
 

@@ -10,7 +10,11 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 
 from chatter.workflows.definition import ModelNodeConfig
-from chatter.workflows.events import ModelCallFinished, ToolCallRequested
+from chatter.workflows.events import (
+    ModelCallFinished,
+    ToolCallRequested,
+    ToolIterationLimitReached,
+)
 from chatter.workflows.nodes.model_call import call_model
 from chatter.workflows.state import RunContext, WorkflowState, node_name, run_context
 
@@ -35,11 +39,17 @@ def model_node(spec: ModelNodeConfig) -> NodeFunction:
         forbidden = not tools and context.tools and _has_tool_history(state["messages"])
         if tools or forbidden:
             choice = resolved.config.no_tool_choice if last_call or forbidden else None
+            if tools and last_call:
+                emit(ToolIterationLimitReached(node, context.max_tool_iterations))
             # BaseChatModel types tool_choice as str, but providers accept their own dicts.
             bind_tools: Any = chat_model.bind_tools
             model = bind_tools(tools or list(context.tools.values()), tool_choice=choice)
         messages = _prompted(state["messages"], spec.system_prompt)
         message, record = await call_model(context.ledger, node, resolved, model, messages, emit)
+        if (last_call or forbidden) and message.tool_calls:
+            # Told to use no tool, it asked anyway: those calls are not run (the turn ends
+            # with what it said), and no unanswered tool call is left in the history.
+            message = message.model_copy(update={"tool_calls": [], "tool_call_chunks": []})
         for tool_call in message.tool_calls:
             emit(
                 ToolCallRequested(node, tool_call["id"] or "", tool_call["name"], tool_call["args"])
