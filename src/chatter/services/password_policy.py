@@ -89,16 +89,16 @@ class PasswordPolicy:
     def check(self, password: str, *, email: str) -> None:
         """Raise `WeakPassword` naming the first rule `password` breaks."""
         lowered = password.lower()
-        if len(password) < self.min_length:
-            self._refuse(f"at least {self.min_length} characters", "min_length")
+        if lowered in COMMON_PASSWORDS or lowered.replace(" ", "") in COMMON_PASSWORDS:
+            self._refuse("not one of the most common passwords", "common")
         email = email.strip().lower()
         local = email.partition("@")[0]
         # A local part of a few letters would match half the dictionary: from 4 on.
         named = email in lowered or lowered == local or (len(local) >= 4 and local in lowered)
         if email and named:
             self._refuse("not your email address or its name part", "contains_email")
-        if lowered in COMMON_PASSWORDS or lowered.replace(" ", "") in COMMON_PASSWORDS:
-            self._refuse("not one of the most common passwords", "common")
+        if len(password) < self.min_length:
+            self._refuse(f"at least {self.min_length} characters", "min_length")
 
     def _refuse(self, requirement: str, rule: str) -> NoReturn:
         raise WeakPassword(
