@@ -5,9 +5,9 @@ everywhere and a password change end every session; a refused access token is a
 from __future__ import annotations
 
 import httpx
+from account_support import AUTH, assert_status, bearer, events_of_type, login
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from account_support import AUTH, assert_status, bearer, events_of_type, login
 from conftest import UserFactory
 
 ME = f"{AUTH}/me"
