@@ -4,6 +4,8 @@ last-admin and self guards, and `?all=true` on the conversation list."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from account_support import (
     ADMIN,
@@ -19,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatter.domain.ids import new_id
-from chatter.storage.models import Event
+from chatter.storage.models import Event, User
 from conftest import UserFactory
 
 ME = f"{AUTH}/me"
@@ -224,3 +226,32 @@ async def test_conversation_list_all_is_for_admins(
     assert_status(refused, 403, "forbidden")
     mine = await client.get(CONVERSATIONS, params={"all": "false"}, headers=alice.headers)
     assert [item["id"] for item in mine.json()["items"]] == [conversation_id]
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    client: httpx.AsyncClient, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    first = await new_admin(make_user, engine)
+    listed = await client.get(
+        f"{ADMIN}/users", params={"role": "admin", "limit": 100}, headers=first.headers
+    )
+    for user in listed.json()["items"]:
+        if user["id"] != first.id:
+            await client.put(
+                f"{ADMIN}/users/{user['id']}/role", json={"role": "user"}, headers=first.headers
+            )
+    second = await new_admin(make_user, engine)
+
+    answers = await asyncio.gather(
+        client.put(f"{ADMIN}/users/{second.id}/role", json={"role": "user"}, headers=first.headers),
+        client.put(f"{ADMIN}/users/{first.id}/role", json={"role": "user"}, headers=second.headers),
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    # One wins; the other finds itself the last admin (409) or no longer an admin (403).
+    assert statuses[0] == 200, [answer.text for answer in answers]
+    assert statuses[1] in (403, 409), [answer.text for answer in answers]
+    async with engine.connect() as connection:
+        admins = await connection.scalars(
+            select(User.id).where(User.role == "admin", User.is_active.is_(True))
+        )
+        assert len(list(admins)) == 1
