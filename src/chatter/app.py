@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from chatter.api.docs import install_docs
 from chatter.api.errors import install_error_handlers
 from chatter.api.openapi import install_openapi
 from chatter.api.routers import (
+    admin_users,
     analytics,
     auth,
     chat,
@@ -30,6 +30,7 @@ from chatter.api.routers import (
     workflow_runs,
     workflows,
 )
+from chatter.api.security_headers import install_browser_security
 from chatter.container import Container
 from chatter.observability.http_telemetry import RequestTelemetryMiddleware
 from chatter.observability.logging import configure_logging, get_logger
@@ -128,15 +129,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         redoc_url=None,
     )
     install_error_handlers(app)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["X-Correlation-ID"],
-        )
+    install_browser_security(app, settings)
     # Inside the correlation-id middleware (added last, so outermost): its log line and
     # spans carry the request's correlation id.
     app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry)
@@ -158,6 +151,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         tool_servers.router,
         dashboard.router,
         metrics.router,
+        admin_users.router,
     ):
         app.include_router(router)
     install_docs(app)

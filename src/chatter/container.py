@@ -27,6 +27,7 @@ from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
 from chatter.services.monitoring import MonitoringService
+from chatter.services.password_policy import PasswordPolicy
 from chatter.services.recovery import ExecutionRecovery
 from chatter.services.tool_servers import (
     DatabaseServerSource,
@@ -35,6 +36,7 @@ from chatter.services.tool_servers import (
     registry_timing,
 )
 from chatter.services.traces import TraceService
+from chatter.services.user_admin import UserAdminService
 from chatter.services.webhooks import WebhookService
 from chatter.services.workflow_definitions import DefinitionService
 from chatter.settings import PriceOverride, Settings
@@ -55,6 +57,7 @@ class Container:
     sessions: async_sessionmaker[AsyncSession]
     accounts: AccountService
     auth: AuthService
+    user_admin: UserAdminService
     api_keys: ApiKeyService
     conversations: ConversationService
     providers: ProviderRegistry
@@ -119,6 +122,8 @@ class Container:
         publisher.add_listener(telemetry.metrics.observe_events)
         publisher.add_listener(log_model_calls)
         conversations = ConversationService(publisher)
+        policy = PasswordPolicy(min_length=settings.security.password_min_length)
+        auth = AuthService(passwords, tokens, publisher, policy)
         # One id per process start: a restarted worker is a new owner, and the executions
         # its previous life left running are recovered.
         worker_id = new_id()
@@ -128,8 +133,11 @@ class Container:
             settings=settings,
             engine=engine,
             sessions=sessions,
-            accounts=AccountService(passwords, allow_registration=settings.auth.allow_registration),
-            auth=AuthService(passwords, tokens, publisher),
+            accounts=AccountService(
+                passwords, policy, allow_registration=settings.auth.allow_registration
+            ),
+            auth=auth,
+            user_admin=UserAdminService(auth, publisher),
             api_keys=ApiKeyService(publisher),
             conversations=conversations,
             providers=providers,

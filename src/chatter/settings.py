@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -16,6 +17,17 @@ class AuthSettings(BaseModel):
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     allow_registration: bool = True
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+
+
+class SecuritySettings(BaseModel):
+    """Passwords and response headers (`CHATTER_SECURITY__...`); see docs/security.md."""
+
+    # New passwords (registration, password change, the CLI) at least this long.
+    password_min_length: int = Field(default=10, ge=8, le=256)
+    # Strict-Transport-Security on responses served over https; 0 leaves the header out.
+    hsts_max_age_s: int = Field(default=31_536_000, ge=0)
+    # Believe X-Forwarded-Proto (set only behind a reverse proxy that overwrites it).
+    trust_forwarded_proto: bool = False
 
 
 class PriceOverride(BaseModel):
@@ -218,6 +230,9 @@ class Settings(BaseSettings):
     log_json: bool = False
     bootstrap_admin: bool = True
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    # SQLite serves one machine's worth of traffic; production must say it means it.
+    allow_sqlite_in_production: bool = False
 
     default_provider: str = "demo"
     default_model: str = "demo-1"
@@ -270,8 +285,40 @@ class Settings(BaseSettings):
                 "in production (for example: python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))')"
             )
+        if self.env == "production" and self.is_sqlite and not self.allow_sqlite_in_production:
+            raise ValueError(
+                "CHATTER_DATABASE_URL is SQLite in production: use PostgreSQL, or set "
+                "CHATTER_ALLOW_SQLITE_IN_PRODUCTION=true for a single-machine deployment"
+            )
         return self
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        # '*' is served without credentials (see api/security_headers.py); mixed with named
+        # origins it would be ambiguous which rule applies.
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("CHATTER_CORS_ORIGINS: '*' cannot be combined with other origins")
+        for origin in origins:
+            if origin != "*" and not _is_origin(origin):
+                raise ValueError(
+                    f"CHATTER_CORS_ORIGINS: {origin!r} is not an origin "
+                    "(scheme://host[:port], no path), e.g. https://app.example.com"
+                )
+        return origins
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _is_origin(value: str) -> bool:
+    parts = urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and parts.path == ""
+        and not parts.query
+        and not parts.fragment
+        and parts.username is None
+    )

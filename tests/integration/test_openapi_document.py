@@ -23,11 +23,13 @@ EXPECTED_ERRORS = {
     ("post", "/api/v1/auth/refresh"): {"401", "422", "503"},
     ("post", "/api/v1/auth/logout"): {"401", "422", "503"},
     ("get", "/api/v1/auth/me"): {"401", "503"},
+    ("post", "/api/v1/auth/logout-all"): {"401", "503"},
+    ("post", "/api/v1/auth/password"): {"401", "422", "503"},
     ("get", "/api/v1/auth/api-keys"): {"401", "503"},
     ("post", "/api/v1/auth/api-keys"): {"400", "401", "422", "503"},
     ("delete", "/api/v1/auth/api-keys/{key_id}"): {"401", "404", "503"},
     ("post", "/api/v1/conversations"): {"401", "422", "503"},
-    ("get", "/api/v1/conversations"): {"400", "401", "422", "503"},
+    ("get", "/api/v1/conversations"): {"400", "401", "403", "422", "503"},
     ("get", "/api/v1/conversations/{conversation_id}"): {"401", "404", "503"},
     ("patch", "/api/v1/conversations/{conversation_id}"): {"400", "401", "404", "422", "503"},
     ("delete", "/api/v1/conversations/{conversation_id}"): {"401", "404", "409", "503"},
@@ -90,6 +92,13 @@ EXPECTED_ERRORS = {
     ("post", "/api/v1/tool-servers"): {"401", "403", "409", "422", "503"},
     ("get", "/api/v1/tool-servers"): {"401", "403", "503"},
     ("delete", "/api/v1/tool-servers/{name}"): {"401", "403", "404", "422", "503"},
+    ("get", "/api/v1/admin/users"): {"400", "401", "403", "422", "503"},
+    ("get", "/api/v1/admin/users/{user_id}"): {"401", "403", "404", "503"},
+    ("get", "/api/v1/admin/users/{user_id}/api-keys"): {"401", "403", "404", "503"},
+    ("post", "/api/v1/admin/users/{user_id}/deactivate"): {"401", "403", "404", "409", "503"},
+    ("post", "/api/v1/admin/users/{user_id}/reactivate"): {"401", "403", "404", "503"},
+    ("put", "/api/v1/admin/users/{user_id}/role"): {"401", "403", "404", "409", "422", "503"},
+    ("delete", "/api/v1/admin/api-keys/{key_id}"): {"401", "403", "404", "503"},
 }
 
 

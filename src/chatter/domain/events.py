@@ -38,6 +38,11 @@ class EventType(StrEnum):
     API_KEY_REVOKED = "api_key_revoked"
     ACCESS_DENIED = "access_denied"
     RATE_LIMITED = "rate_limited"
+    PASSWORD_CHANGED = "password_changed"
+    SESSIONS_ENDED = "sessions_ended"
+    USER_DEACTIVATED = "user_deactivated"
+    USER_REACTIVATED = "user_reactivated"
+    USER_ROLE_CHANGED = "user_role_changed"
     USAGE_RECORDED = "usage_recorded"
     NODE_STARTED = "node_started"
     NODE_FINISHED = "node_finished"
@@ -61,6 +66,11 @@ CATEGORY_OF: dict[EventType, EventCategory] = {
     EventType.API_KEY_REVOKED: EventCategory.SECURITY,
     EventType.ACCESS_DENIED: EventCategory.SECURITY,
     EventType.RATE_LIMITED: EventCategory.SECURITY,
+    EventType.PASSWORD_CHANGED: EventCategory.SECURITY,
+    EventType.SESSIONS_ENDED: EventCategory.SECURITY,
+    EventType.USER_DEACTIVATED: EventCategory.SECURITY,
+    EventType.USER_REACTIVATED: EventCategory.SECURITY,
+    EventType.USER_ROLE_CHANGED: EventCategory.SECURITY,
     EventType.USAGE_RECORDED: EventCategory.ANALYTICS,
     EventType.NODE_STARTED: EventCategory.WORKFLOW,
     EventType.NODE_FINISHED: EventCategory.WORKFLOW,

@@ -10,6 +10,7 @@ from chatter.api.schemas.auth import (
     ApiKeyCreateIn,
     ApiKeyOut,
     LoginIn,
+    PasswordChangeIn,
     RefreshIn,
     RegisterIn,
     TokenPairOut,
@@ -67,6 +68,39 @@ async def logout(
         session=session, refresh_token=body.refresh_token, correlation_id=correlation_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
+async def logout_everywhere(
+    user: CurrentUser, container: ContainerDep, session: SessionDep, correlation_id: CorrelationId
+) -> Response:
+    """End every session of the caller: all access and refresh tokens stop working at once
+    (API keys are not sessions: revoke them one by one)."""
+    await container.auth.logout_everywhere(
+        session=session, user=user, correlation_id=correlation_id
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/password", responses=error_responses(401, 422))
+async def change_password(
+    body: PasswordChangeIn,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
+) -> TokenPairOut:
+    """Change the caller's password. Every session ends (this one too); the answer is a new
+    session's tokens. 422 `wrong_password` for a wrong current password, `weak_password`
+    when the new one breaks the policy."""
+    pair = await container.auth.change_password(
+        session=session,
+        user=user,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        correlation_id=correlation_id,
+    )
+    return _pair_out(pair)
 
 
 @router.get("/me", responses=error_responses(401))

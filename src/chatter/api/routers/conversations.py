@@ -44,7 +44,7 @@ async def create_conversation(
     return ConversationOut.model_validate(conversation)
 
 
-@router.get("", responses=error_responses(400, 401, 422))
+@router.get("", responses=error_responses(400, 401, 403, 422))
 async def list_conversations(
     user: CurrentUser,
     container: ContainerDep,
@@ -52,9 +52,18 @@ async def list_conversations(
     limit: Limit = 20,
     cursor: Cursor = None,
     status: ConversationStatus | None = None,
+    all_users: Annotated[
+        bool,
+        Query(alias="all", description="Every user's conversations (admins only; others: 403)."),
+    ] = False,
 ) -> PageOut[ConversationOut]:
     page = await container.conversations.list(
-        session=session, user=user, limit=limit, cursor=cursor, status=status
+        session=session,
+        user=user,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        all_users=all_users,
     )
     items = [ConversationOut.model_validate(c) for c in page.items]
     return PageOut[ConversationOut](items=items, next_cursor=page.next_cursor)
