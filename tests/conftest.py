@@ -108,6 +108,10 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     events = overrides.pop("events", {})
     assert isinstance(events, dict)
     values["events"] = {"redis_stream": stream, **events}
+    # Rate limit windows too: tests sharing a Redis must not count in each other's windows.
+    rate_limits = overrides.pop("rate_limits", {})
+    assert isinstance(rate_limits, dict)
+    values["rate_limits"] = {"redis_prefix": stream.replace(":test:", ":test-rl:"), **rate_limits}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 

@@ -26,7 +26,10 @@ from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
+from chatter.services.login_throttle import LoginThrottle
 from chatter.services.monitoring import MonitoringService
+from chatter.services.rate_limits import RateLimitService
+from chatter.services.rate_windows import RateWindows, build_storage
 from chatter.services.recovery import ExecutionRecovery
 from chatter.services.traces import TraceService
 from chatter.services.webhooks import WebhookService
@@ -60,6 +63,8 @@ class Container:
     telemetry: Telemetry
     recovery: ExecutionRecovery
     tools: ToolCatalog
+    rate_limits: RateLimitService
+    login_throttle: LoginThrottle
     redis: Redis | None = None
 
     @property
@@ -106,6 +111,8 @@ class Container:
         # its previous life left running are recovered.
         worker_id = new_id()
         tools = BuiltinToolCatalog()
+        limits = settings.rate_limits
+        windows = RateWindows(build_storage(settings.redis_url, redis, limits.redis_prefix))
         return cls(
             settings=settings,
             engine=engine,
@@ -138,6 +145,8 @@ class Container:
             telemetry=telemetry,
             recovery=ExecutionRecovery(sessions, publisher, settings.executions, worker_id),
             tools=tools,
+            rate_limits=RateLimitService(windows, limits, publisher, sessions),
+            login_throttle=LoginThrottle(windows, limits, publisher),
             redis=redis,
         )
 

@@ -69,3 +69,33 @@ def access_denied(
         correlation_id,
         data={"resource": resource, "id": resource_id, "caller_user_id": user_id},
     )
+
+
+RateLimitScope = Literal["requests", "tokens", "login", "register"]
+RateLimitSubject = Literal["user", "api_key", "account", "ip"]
+
+
+def rate_limited(
+    correlation_id: str | None,
+    scope: RateLimitScope,
+    subject: RateLimitSubject,
+    *,
+    limit: int,
+    retry_after: int,
+    user_id: str | None = None,
+    detail: dict[str, str] | None = None,
+) -> DomainEvent:
+    """A refusal by a rate limit or a login lockout. `detail`: what was counted (an API
+    key's public prefix, the normalised email, the client address), never a secret."""
+    return DomainEvent(
+        EventType.RATE_LIMITED,
+        correlation_id,
+        user_id=user_id,
+        data={
+            "scope": scope,
+            "subject": subject,
+            "limit": limit,
+            "retry_after": retry_after,
+            **(detail or {}),
+        },
+    )
