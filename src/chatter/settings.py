@@ -65,6 +65,9 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(default=2, ge=0, le=10)
     history_limit: int = Field(default=50, ge=1, le=1000)
     max_tool_iterations: int = Field(default=5, ge=1, le=50)
+    # A tool call's arguments (as JSON) larger than this are not run: the tool answers an
+    # error to the model, and only their size is stored.
+    max_tool_argument_bytes: int = Field(default=64 * 1024, ge=16, le=16 * 1024 * 1024)
     demo_chunk_delay_s: float = Field(default=0.02, ge=0)
     sse_ping_s: float = Field(default=15.0, gt=0)
 
@@ -200,8 +203,6 @@ class InputLimitSettings(BaseModel):
     max_message_chars: int = Field(default=100_000, ge=1, le=10_000_000)
     max_title_chars: int = Field(default=200, ge=1, le=10_000)
     max_system_prompt_chars: int = Field(default=20_000, ge=1, le=10_000_000)
-    # A tool call's arguments as the model wrote them (JSON text); larger is a tool error.
-    max_tool_argument_bytes: int = Field(default=64 * 1024, ge=16, le=16 * 1024 * 1024)
     # Items per page of every paginated list (`limit`).
     max_page_size: int = Field(default=100, ge=1, le=10_000)
 

@@ -120,13 +120,30 @@ def _document(schema: dict[str, Any], limits: InputLimitSettings) -> None:
         pending.extend(node.values())
 
 
+TOO_LARGE = {
+    "description": "The request body is larger than the server's limit (`payload_too_large`).",
+    "headers": {"X-Correlation-ID": {"$ref": "#/components/headers/X-Correlation-ID"}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+}
+
+
+def _document_body_limit(schema: dict[str, Any]) -> None:
+    """Every operation that takes a body can be refused with 413 (api/request_limits.py)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["responses"].setdefault("413", TOO_LARGE)
+
+
 def document_input_limits(app: FastAPI, limits: InputLimitSettings) -> None:
     """Call after `install_openapi`: the document states the configured bounds."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         schema = generate()
-        _document(schema, limits)  # idempotent: the marks are gone after the first pass
+        # Idempotent: the marks are gone after the first pass, and 413 is set once.
+        _document(schema, limits)
+        _document_body_limit(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -123,3 +123,14 @@ class RequestLimitsMiddleware:
         start, body = _error(status, code, message, scope)
         await send(start)
         await send(body)
+
+
+# Headers between the app's limit and this much more are refused by the middleware (431,
+# in the error shape); past it, h11 refuses them itself before they are buffered further.
+H11_HEADER_SLACK = 64 * 1024
+
+
+def h11_header_limit(limits: InputLimitSettings) -> int:
+    """uvicorn's `h11_max_incomplete_event_size` for `chatter serve`. Only h11 has a header
+    size limit to set (httptools buffers what comes, and the middleware refuses it)."""
+    return limits.max_header_bytes + H11_HEADER_SLACK

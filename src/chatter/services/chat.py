@@ -342,6 +342,7 @@ class ChatService:
             ledger=ledger,
             tools=tools,
             max_tool_iterations=self._llm.max_tool_iterations,
+            max_tool_argument_bytes=self._llm.max_tool_argument_bytes,
             user_id=turn.user.id,
             conversation_id=started.conversation.id,
         )

@@ -37,6 +37,8 @@ class RunContext:
     # Whose run this is: tools that read data (conversation_search) see only this user's.
     user_id: str
     conversation_id: str
+    # Larger tool arguments are refused (the model gets an error), never run or stored.
+    max_tool_argument_bytes: int = 64 * 1024
 
 
 def run_context(config: RunnableConfig) -> RunContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -23,7 +24,9 @@ async def tools_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
     records: list[ToolCallRecord] = []
     calls = last.tool_calls if isinstance(last, AIMessage) else []
     for call in calls:
-        record = await _run_tool(context.tools.get(call["name"]), node, call)
+        record = await _run_tool(
+            context.tools.get(call["name"]), node, call, context.max_tool_argument_bytes
+        )
         emit(ToolCallFinished(record))
         records.append(record)
         messages.append(
@@ -37,11 +40,19 @@ async def tools_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
     return {"messages": messages, "tool_records": records}
 
 
-async def _run_tool(tool: BaseTool | None, node: str, call: Any) -> ToolCallRecord:
+async def _run_tool(
+    tool: BaseTool | None, node: str, call: Any, max_argument_bytes: int
+) -> ToolCallRecord:
     started = time.monotonic()
     started_at_ns = time.time_ns()
     status = "succeeded"
-    if tool is None:
+    arguments = dict(call["args"])
+    size = len(json.dumps(arguments, ensure_ascii=False).encode())
+    if size > max_argument_bytes:
+        # Not run, and not stored whole: only the size is kept on the tool call's row.
+        result = f"Error: the arguments are {size} bytes; at most {max_argument_bytes}."
+        status, arguments = "failed", {"arguments_too_large": True, "bytes": size}
+    elif tool is None:
         result, status = f"Error: unknown tool '{call['name']}'.", "failed"
     else:
         try:
@@ -52,7 +63,7 @@ async def _run_tool(tool: BaseTool | None, node: str, call: Any) -> ToolCallReco
         tool_call_id=call["id"] or "",
         node=node,
         name=call["name"],
-        arguments=dict(call["args"]),
+        arguments=arguments,
         result=result,
         status=status,
         latency_ms=int((time.monotonic() - started) * 1000),
