@@ -1,5 +1,6 @@
-"""per-user rate limit overrides, set by admins (on the users row: authentication loads it
-anyway, so reading them costs no query)
+"""per-user rate limit overrides, set by admins
+
+On the users row: authentication loads it anyway, so reading them costs no query.
 
 Revision ID: 0008
 Revises: 0005
