@@ -26,7 +26,7 @@ HOUR = 3600
 T = TypeVar("T")
 
 
-async def _guarded(step: Awaitable[T]) -> T | None:
+async def let_through(step: Awaitable[T]) -> T | None:
     """A storage outage lets the request through (logged) rather than failing it."""
     try:
         return await step
@@ -59,7 +59,7 @@ class LoginThrottle:
             ("ip", client, s.login_ip_max_failures),
         ]
         for kind, value, max_failures in subjects:
-            retry_after = await _guarded(self._locked_for(kind, value))
+            retry_after = await let_through(self._locked_for(kind, value))
             if retry_after:
                 await self._refuse(
                     session, "login", kind, value, max_failures, retry_after, correlation_id
@@ -68,10 +68,10 @@ class LoginThrottle:
             yield
         except Unauthorized:
             for kind, value, max_failures in subjects:
-                await _guarded(self._failed(kind, value, max_failures))
+                await let_through(self._failed(kind, value, max_failures))
             raise
         failures = window(s.login_max_failures, s.login_window_s)
-        await _guarded(self._windows.clear(failures, "login-failures", "account", account))
+        await let_through(self._windows.clear(failures, "login-failures", "account", account))
 
     async def check_register(
         self, *, session: AsyncSession, client: str, correlation_id: str | None
@@ -80,7 +80,7 @@ class LoginThrottle:
         if not self._settings.enabled:
             return
         limit = self._settings.register_per_ip_per_hour
-        result = await _guarded(self._windows.hit(window(limit, HOUR), "register", "ip", client))
+        result = await let_through(self._windows.hit(window(limit, HOUR), "register", "ip", client))
         if result is not None and not result[0]:
             retry_after = result[1].reset_after
             await self._refuse(
