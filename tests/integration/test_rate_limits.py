@@ -4,6 +4,7 @@ windows shared by every app instance."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -15,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatter.domain.ids import new_id
 from chatter.settings import Settings
-from chatter.storage.models import Event
-from conftest import UserFactory, openai_settings, running_app
+from chatter.storage.models import Event, WorkflowExecution
+from conftest import UserFactory, live_server, openai_settings, running_app
 from fakes.openai_server import FakeOpenAIServer, FakeReply
 from integration.events_support import make_admin
+from integration.sse_client import read_events
 
 LIMITS = {"requests_per_minute": 3, "api_key_requests_per_minute": 2, "tokens_per_minute": 1000}
 
@@ -36,6 +38,21 @@ async def rate_limited_events(engine: AsyncEngine, user_id: str) -> list[dict[st
     query = select(Event.data).where(Event.type == "rate_limited", Event.user_id == user_id)
     async with engine.connect() as connection:
         return [dict(row) for row in (await connection.execute(query)).scalars()]
+
+
+async def closed_tokens(engine: AsyncEngine, execution_id: str) -> int:
+    """The execution's total once it is no longer running."""
+    query = select(WorkflowExecution.status, WorkflowExecution.total_tokens).where(
+        WorkflowExecution.id == execution_id
+    )
+    for _ in range(200):
+        async with engine.connect() as connection:
+            status, tokens = (await connection.execute(query)).one()
+        if status != "running":
+            assert status == "cancelled"
+            return int(tokens)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the turn did not close")
 
 
 def refused_metric(app: FastAPI, scope: str) -> float:
@@ -155,6 +172,40 @@ async def test_streamed_turns_count_their_tokens(
         body = (await response.aread()).decode()
     assert "event: done" in body
     assert_refused(await chat(client, user.headers))
+
+
+async def test_a_stream_the_client_left_counts_its_tokens(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    make_user: UserFactory,
+    fake: FakeOpenAIServer,
+    engine: AsyncEngine,
+) -> None:
+    """The client goes away mid-stream: the turn closes as cancelled with estimated usage,
+    and those tokens are counted (read back from the closed execution)."""
+    user = await make_user()
+    fake.default_reply = FakeReply(content="word " * 400, chunk_delay_s=0.02)
+    # About 1,200 prompt tokens (estimated): more than the window's 1,000 by themselves.
+    message = "tokens " * 1200
+    execution_id = ""
+    async with (
+        live_server(settings) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+    ):
+        async with http.stream(
+            "POST", "/api/v1/chat/stream", json={"message": message}, headers=user.headers
+        ) as response:
+            async for event in read_events(response):
+                if event.event == "start":
+                    execution_id = event.data["execution_id"]
+                if event.event == "delta":
+                    break  # leaving the block closes the connection mid-stream
+        assert await closed_tokens(engine, execution_id) > 1000
+        await fake.wait_for_disconnects(1)
+        await asyncio.sleep(0.3)  # the count follows the close in the same task
+        refused = await chat(http, user.headers)
+        assert_refused(refused)
+        assert "tokens" in refused.json()["error"]["message"]
 
 
 async def test_admins_raise_and_lower_a_users_limits(
