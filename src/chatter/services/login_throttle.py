@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from limits.errors import StorageError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,7 +113,7 @@ class LoginThrottle:
         limit: int,
         retry_after: int,
         correlation_id: str | None,
-    ) -> None:
+    ) -> NoReturn:
         detail = {"email": value} if kind == "account" else {"ip": value}
         event = rate_limited(
             correlation_id, scope, kind, limit=limit, retry_after=retry_after, detail=detail

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 
 import anyio
 from limits.errors import StorageError
@@ -50,6 +50,13 @@ class Admission:
     subjects: tuple[Subject, ...]
     # The window closest to running out, for the RateLimit-* headers (None: limits off).
     quota: Quota | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    scope: RateLimitScope
+    subject: Subject
+    quota: Quota  # of the window that refused
 
 
 @dataclass(frozen=True)
@@ -104,50 +111,40 @@ class RateLimitService:
             return Admission((), None)
         subjects = self.subjects(user, api_key_prefix)
         try:
-            refusal, quota = await self._check(subjects)
+            checked = await self._check(subjects)
         except StorageError as exc:
             log.warning("rate_limit_storage_failed", error=repr(exc))
             return Admission(subjects, None)
-        if refusal is not None:
-            scope, subject, refused = refusal
-            await self._refuse(session, scope, subject, refused, user.id, correlation_id)
-        return Admission(subjects, quota)
+        if isinstance(checked, Refusal):
+            await self._refuse(session, checked, user.id, correlation_id)
+        return Admission(subjects, checked)
 
-    async def _check(
-        self, subjects: tuple[Subject, ...]
-    ) -> tuple[tuple[RateLimitScope, Subject, Quota] | None, Quota | None]:
+    async def _check(self, subjects: tuple[Subject, ...]) -> Refusal | Quota | None:
+        """A refusal, or the request window closest to running out."""
         for subject in subjects:
             tokens = window(subject.tokens_per_minute, MINUTE)
             if await self._windows.spent(tokens, "tokens", *subject.key):
-                return (
-                    "tokens",
-                    subject,
-                    await self._windows.quota(tokens, "tokens", *subject.key),
-                ), None
+                quota = await self._windows.quota(tokens, "tokens", *subject.key)
+                return Refusal("tokens", subject, quota)
         closest: Quota | None = None
         for subject in subjects:
             allowed, quota = await self._windows.hit(
                 window(subject.requests_per_minute, MINUTE), "requests", *subject.key
             )
             if not allowed:
-                return ("requests", subject, quota), None
+                return Refusal("requests", subject, quota)
             if closest is None or quota.remaining < closest.remaining:
                 closest = quota
-        return None, closest
+        return closest
 
     async def _refuse(
-        self,
-        session: AsyncSession,
-        scope: RateLimitScope,
-        subject: Subject,
-        quota: Quota,
-        user_id: str,
-        correlation_id: str | None,
-    ) -> None:
+        self, session: AsyncSession, refusal: Refusal, user_id: str, correlation_id: str | None
+    ) -> NoReturn:
+        subject, quota = refusal.subject, refusal.quota
         detail = {"key_prefix": subject.id} if subject.kind == "api_key" else None
         event = rate_limited(
             correlation_id,
-            scope,
+            refusal.scope,
             subject.kind,
             limit=quota.limit,
             retry_after=quota.reset_after,
@@ -155,9 +152,8 @@ class RateLimitService:
             detail=detail,
         )
         await self._publisher.commit(session, [event])
-        what = "requests" if scope == "requests" else "tokens"
         raise RateLimited(
-            f"Too many {what} per minute for this {subject.kind.replace('_', ' ')}; "
+            f"Too many {refusal.scope} per minute for this {subject.kind.replace('_', ' ')}; "
             f"retry after {quota.reset_after} s.",
             retry_after=quota.reset_after,
             headers=quota.headers(),
