@@ -6,12 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from chatter.api.docs import install_docs
 from chatter.api.errors import install_error_handlers
+from chatter.api.input_limits import check_query_limits, document_input_limits
 from chatter.api.openapi import install_openapi
+from chatter.api.rate_limiting import RateLimitHeadersMiddleware
+from chatter.api.request_limits import RequestLimitsMiddleware
 from chatter.api.routers import (
+    admin_rate_limits,
     admin_users,
     analytics,
     auth,
@@ -127,8 +131,13 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         lifespan=lifespan,
         docs_url=None,  # served by install_docs, from local assets
         redoc_url=None,
+        # Marked query parameters (page sizes) are checked against CHATTER_LIMITS__*.
+        dependencies=[Depends(check_query_limits)],
     )
     install_error_handlers(app)
+    # Inside CORS (so a refusal still carries its headers), before anything reads a body.
+    app.add_middleware(RequestLimitsMiddleware, limits=settings.limits)
+    app.add_middleware(RateLimitHeadersMiddleware)
     install_browser_security(app, settings)
     # Inside the correlation-id middleware (added last, so outermost): its log line and
     # spans carry the request's correlation id.
@@ -152,8 +161,10 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         dashboard.router,
         metrics.router,
         admin_users.router,
+        admin_rate_limits.router,
     ):
         app.include_router(router)
     install_docs(app)
     install_openapi(app)
+    document_input_limits(app, settings.limits)
     return app

@@ -26,8 +26,11 @@ from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
 from chatter.services.events import EventService
 from chatter.services.executions import ExecutionService
+from chatter.services.login_throttle import LoginThrottle
 from chatter.services.monitoring import MonitoringService
 from chatter.services.password_policy import PasswordPolicy
+from chatter.services.rate_limits import RateLimitService
+from chatter.services.rate_windows import RateWindows, build_storage
 from chatter.services.recovery import ExecutionRecovery
 from chatter.services.tool_servers import (
     DatabaseServerSource,
@@ -76,6 +79,8 @@ class Container:
     tools: ToolCatalog
     definitions: DefinitionService
     tool_servers: ToolServerService
+    rate_limits: RateLimitService
+    login_throttle: LoginThrottle
     redis: Redis | None = None
 
     @property
@@ -129,6 +134,8 @@ class Container:
         worker_id = new_id()
         tools = tool_registry(settings, sessions)
         definitions = DefinitionService(providers, tools, executor, publisher)
+        limits = settings.rate_limits
+        windows = RateWindows(build_storage(settings.redis_url, redis, limits.redis_prefix))
         return cls(
             settings=settings,
             engine=engine,
@@ -172,6 +179,8 @@ class Container:
             tools=tools,
             definitions=definitions,
             tool_servers=ToolServerService(tools, settings.tools, publisher),
+            rate_limits=RateLimitService(windows, limits, publisher, sessions),
+            login_throttle=LoginThrottle(windows, limits, publisher),
             redis=redis,
         )
 

@@ -16,6 +16,10 @@ class ChatterError(Exception):
         self.message = message
         self.details = details
 
+    def response_headers(self) -> dict[str, str]:
+        """Headers the HTTP answer carries besides the body (e.g. `Retry-After`)."""
+        return {}
+
 
 class BadRequest(ChatterError):
     code = "bad_request"
@@ -80,6 +84,28 @@ class StdioCommandNotAllowed(Unprocessable):
     """A stdio MCP server whose command is not in CHATTER_TOOLS__STDIO_ALLOWED_COMMANDS."""
 
     code = "stdio_command_not_allowed"
+
+
+class PayloadTooLarge(ChatterError):
+    code = "payload_too_large"
+    status_code = 413
+
+
+class RateLimited(ChatterError):
+    """A rate limit or a login lockout: retry after `retry_after` seconds."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(
+        self, message: str, *, retry_after: int, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+        self._headers = headers or {}
+
+    def response_headers(self) -> dict[str, str]:
+        return {**self._headers, "Retry-After": str(self.retry_after)}
 
 
 class ProviderNotConfigured(BadRequest):

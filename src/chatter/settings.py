@@ -205,6 +205,46 @@ class ToolSettings(BaseModel):
     search_max_results: int = Field(default=20, ge=1, le=200)
 
 
+class RateLimitSettings(BaseModel):
+    """Rate limits (`CHATTER_RATE_LIMITS__...`), fixed windows counted in Redis when
+    `CHATTER_REDIS_URL` is set (shared by every worker), else in this process's memory.
+    Admins override the per-user ones per user (`PUT /api/v1/admin/users/{id}/rate-limits`)."""
+
+    enabled: bool = True
+    # Model-calling requests (the chat routes) per user per minute, and per API key (unset:
+    # the user's own limit, counted for each key on its own).
+    requests_per_minute: int = Field(default=60, ge=1, le=1_000_000)
+    api_key_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Tokens of finished turns per minute: a turn is refused while the window is spent.
+    tokens_per_minute: int = Field(default=200_000, ge=1, le=1_000_000_000)
+    api_key_tokens_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    # Login: failures per account (normalised email) and per client IP within the window
+    # lock that account or IP out of logging in for `login_lockout_s`.
+    login_max_failures: int = Field(default=10, ge=1, le=10_000)
+    login_ip_max_failures: int = Field(default=100, ge=1, le=1_000_000)
+    login_window_s: int = Field(default=900, ge=1, le=86_400)
+    login_lockout_s: int = Field(default=900, ge=1, le=86_400)
+    # Accounts registered per client IP per hour.
+    register_per_ip_per_hour: int = Field(default=20, ge=1, le=1_000_000)
+    # Redis keys start with this (several deployments, or test databases, can share a Redis).
+    redis_prefix: str = Field(default="chatter:ratelimit", min_length=1, max_length=100)
+
+
+class InputLimitSettings(BaseModel):
+    """Input limits (`CHATTER_LIMITS__...`), refused with 413, 431 or 422 before any work."""
+
+    # Request bodies: refused from Content-Length, or as soon as a streamed body passes it.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    # Request headers: count, and the bytes of every name and value together.
+    max_header_count: int = Field(default=100, ge=10, le=10_000)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_message_chars: int = Field(default=100_000, ge=1, le=10_000_000)
+    max_title_chars: int = Field(default=200, ge=1, le=10_000)
+    max_system_prompt_chars: int = Field(default=20_000, ge=1, le=10_000_000)
+    # Items per page of every paginated list (`limit`).
+    max_page_size: int = Field(default=100, ge=1, le=10_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHATTER_",
@@ -255,6 +295,8 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     executions: ExecutionSettings = Field(default_factory=ExecutionSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    limits: InputLimitSettings = Field(default_factory=InputLimitSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

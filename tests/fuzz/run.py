@@ -71,6 +71,8 @@ def fuzz_settings(database_url: str) -> Settings:
         bootstrap_admin=False,
         log_level="ERROR",
         llm={"demo_chunk_delay_s": 0.0, "max_retries": 0, "timeout_s": 10},  # type: ignore[arg-type]
+        # High enough that the chat routes are fuzzed, not only refused (429 is documented).
+        rate_limits={"requests_per_minute": 100_000, "register_per_ip_per_hour": 100_000},  # type: ignore[arg-type]
     )
 
 

@@ -87,6 +87,14 @@ def install_browser_security(app: FastAPI, settings: Settings) -> None:
             allow_credentials=origins != ["*"],
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Correlation-ID"],
+            # What browser clients may read: the ids, and when to retry after a refusal.
+            expose_headers=[
+                "X-Correlation-ID",
+                "X-Chatter-Conversation-Id",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
         )
     app.add_middleware(SecurityHeadersMiddleware, security=settings.security)

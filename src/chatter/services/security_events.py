@@ -92,3 +92,33 @@ def account_changed(
     return DomainEvent(
         change, correlation_id, user_id=user_id, data={"actor_user_id": actor_user_id, **data}
     )
+
+
+RateLimitScope = Literal["requests", "tokens", "login", "register"]
+RateLimitSubject = Literal["user", "api_key", "account", "ip"]
+
+
+def rate_limited(
+    correlation_id: str | None,
+    scope: RateLimitScope,
+    subject: RateLimitSubject,
+    *,
+    limit: int,
+    retry_after: int,
+    user_id: str | None = None,
+    detail: dict[str, str] | None = None,
+) -> DomainEvent:
+    """A refusal by a rate limit or a login lockout. `detail`: what was counted (an API
+    key's public prefix, the normalised email, the client address), never a secret."""
+    return DomainEvent(
+        EventType.RATE_LIMITED,
+        correlation_id,
+        user_id=user_id,
+        data={
+            "scope": scope,
+            "subject": subject,
+            "limit": limit,
+            "retry_after": retry_after,
+            **(detail or {}),
+        },
+    )

@@ -82,6 +82,9 @@ class User(Base):
     )
     created_at: Mapped[datetime] = _created_at()
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by admins; NULL is the server's default (CHATTER_RATE_LIMITS__...).
+    rate_limit_requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_tokens_per_minute: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiKey(Base):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
+from chatter.api.rate_limiting import client_address
 from chatter.api.schemas.auth import (
     ApiKeyCreatedOut,
     ApiKeyCreateIn,
@@ -16,7 +17,7 @@ from chatter.api.schemas.auth import (
     TokenPairOut,
     UserOut,
 )
-from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
+from chatter.api.schemas.common import DATABASE_RESPONSES, RATE_LIMITED, error_responses
 from chatter.services.auth import TokenPair
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=DATABASE_RESPONSES)
@@ -31,22 +32,48 @@ def _pair_out(pair: TokenPair) -> TokenPairOut:
 
 
 @router.post(
-    "/register", status_code=status.HTTP_201_CREATED, responses=error_responses(403, 409, 422)
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses={**error_responses(403, 409, 422), **RATE_LIMITED},
 )
-async def register(body: RegisterIn, container: ContainerDep, session: SessionDep) -> UserOut:
+async def register(
+    body: RegisterIn,
+    request: Request,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
+) -> UserOut:
+    await container.login_throttle.check_register(
+        session=session, client=client_address(request), correlation_id=correlation_id
+    )
     user = await container.accounts.register(
         session=session, email=body.email, password=body.password, display_name=body.display_name
     )
     return UserOut.model_validate(user)
 
 
-@router.post("/login", responses=error_responses(401, 422))
+@router.post("/login", responses={**error_responses(401, 422), **RATE_LIMITED})
 async def login(
-    body: LoginIn, container: ContainerDep, session: SessionDep, correlation_id: CorrelationId
+    body: LoginIn,
+    request: Request,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> TokenPairOut:
-    pair = await container.auth.login(
-        session=session, email=body.email, password=body.password, correlation_id=correlation_id
-    )
+    """Too many failures for an account or from an address lock it out for a while (429,
+    whatever the password): see docs/limits.md."""
+    async with container.login_throttle.attempt(
+        session=session,
+        email=body.email,
+        client=client_address(request),
+        correlation_id=correlation_id,
+    ):
+        pair = await container.auth.login(
+            session=session,
+            email=body.email,
+            password=body.password,
+            correlation_id=correlation_id,
+        )
     return _pair_out(pair)
 
 

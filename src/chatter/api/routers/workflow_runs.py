@@ -3,17 +3,21 @@ response and SSE events as /api/v1/chat) and the execution history."""
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
+from chatter.api.input_limits import check_input
+from chatter.api.rate_limiting import RateLimitAdmission
 from chatter.api.routers.chat import chat_out, turn_error
 from chatter.api.routers.workflows import Cursor, DefinitionId, Limit
 from chatter.api.schemas.chat import ChatOut, ExecutionOut
 from chatter.api.schemas.common import (
     DATABASE_RESPONSES,
+    RATE_LIMITED,
     PageOut,
     UtcDatetime,
     error_responses,
@@ -39,17 +43,19 @@ def _request(definition_id: str, body: ExecuteIn) -> ChatRequest:
 
 @router.post(
     "/definitions/{definition_id:chatter_id}/execute",
-    responses=error_responses(400, 401, 404, 409, 422, 502),
+    responses={**error_responses(400, 401, 404, 409, 422, 502), **RATE_LIMITED},
 )
 async def execute_definition(
     definition_id: DefinitionId,
     body: ExecuteIn,
     user: CurrentUser,
+    admission: RateLimitAdmission,
     container: ContainerDep,
     session: SessionDep,
     correlation_id: CorrelationId,
 ) -> ChatOut:
     """Run the definition's current version as one chat turn (the response of POST /chat)."""
+    check_input(body, container.settings.limits)
     turn = await container.chat.admit(
         session=session,
         user=user,
@@ -57,11 +63,13 @@ async def execute_definition(
         correlation_id=correlation_id,
     )
     closed: TurnClosed | None = None
-    async for event in container.chat.stream(turn):
-        if isinstance(event, TurnRefused):
-            raise event.error
-        if isinstance(event, TurnClosed):
-            closed = event
+    events = container.rate_limits.metered(admission, container.chat.stream(turn))
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, TurnRefused):
+                raise event.error
+            if isinstance(event, TurnClosed):
+                closed = event
     assert closed is not None
     if closed.error is not None:
         raise turn_error(closed, closed.error)
@@ -74,17 +82,20 @@ async def execute_definition(
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
         **error_responses(400, 401, 404, 422),
+        **RATE_LIMITED,
     },
 )
 async def execute_definition_stream(
     definition_id: DefinitionId,
     body: ExecuteIn,
     user: CurrentUser,
+    admission: RateLimitAdmission,
     container: ContainerDep,
     session: SessionDep,
     correlation_id: CorrelationId,
 ) -> EventSourceResponse:
     """The same run as Server-Sent Events: the events of POST /chat/stream."""
+    check_input(body, container.settings.limits)
     turn = await container.chat.admit(
         session=session,
         user=user,
@@ -92,7 +103,7 @@ async def execute_definition_stream(
         correlation_id=correlation_id,
     )
     return EventSourceResponse(
-        sse_stream(container.chat.stream(turn)),
+        sse_stream(container.rate_limits.metered(admission, container.chat.stream(turn))),
         ping=container.settings.llm.sse_ping_s,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

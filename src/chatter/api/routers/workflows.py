@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
+from chatter.api.input_limits import PageLimit
 from chatter.api.schemas.common import DATABASE_RESPONSES, PageOut, error_responses
 from chatter.api.schemas.workflows import (
     DefinitionOut,
@@ -35,7 +36,7 @@ register_url_convertor("chatter_id", IdConvertor())
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], responses=DATABASE_RESPONSES)
 
-Limit = Annotated[int, Query(ge=1, le=100, description="Page size, at most 100.")]
+Limit = PageLimit
 Cursor = Annotated[
     str | None,
     Query(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from chatter.api.input_limits import limited
 from chatter.api.schemas.common import (
     NUMBER_ONLY,
     ApiModel,
@@ -16,11 +17,10 @@ from chatter.api.schemas.common import (
 )
 from chatter.api.schemas.conversations import WORKFLOW_REF, ConversationOut, MessageOut
 
-MAX_MESSAGE_CHARS = 100_000
-
 
 class ChatIn(RequestModel):
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    # Length limits come from settings (CHATTER_LIMITS__...), stated in the document.
+    message: str = Field(min_length=1, json_schema_extra=limited("max_message_chars"))
     conversation_id: str | None = Field(default=None, max_length=64)
     provider: str | None = Field(
         default=None,
@@ -41,7 +41,9 @@ class ChatIn(RequestModel):
         description="A template name (GET /api/v1/workflows/templates) or the id of one of "
         "your workflow definitions (another user's is a 404).",
     )
-    system_prompt: str | None = Field(default=None, max_length=20_000)
+    system_prompt: str | None = Field(
+        default=None, json_schema_extra=limited("max_system_prompt_chars")
+    )
     temperature: Annotated[float, Field(ge=0, le=2), NUMBER_ONLY] | None = Field(
         default=None, description="Above the provider's own limit (Anthropic: 1) is a 400."
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from chatter.api.schemas.chat import MAX_MESSAGE_CHARS
+from chatter.api.input_limits import limited
 from chatter.api.schemas.common import RequestModel
 from chatter.workflows.definition import WorkflowDefinition
 
@@ -74,7 +74,9 @@ class TemplateOut(BaseModel):
 
 
 class ExecuteIn(RequestModel):
-    input: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The message.")
+    input: str = Field(
+        min_length=1, description="The message.", json_schema_extra=limited("max_message_chars")
+    )
     conversation_id: str | None = Field(default=None, max_length=64)
     variables: dict[str, Any] | None = Field(
         default=None, description="The run's initial `variables` (conditionals compare them)."
