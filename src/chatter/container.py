@@ -21,6 +21,7 @@ from chatter.services.accounts import AccountService
 from chatter.services.analytics import AnalyticsService
 from chatter.services.api_keys import ApiKeyService
 from chatter.services.auth import AuthService
+from chatter.services.budgets import BudgetService
 from chatter.services.chat import ChatService
 from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
@@ -60,6 +61,7 @@ class Container:
     telemetry: Telemetry
     recovery: ExecutionRecovery
     tools: ToolCatalog
+    budgets: BudgetService
     redis: Redis | None = None
 
     @property
@@ -106,6 +108,9 @@ class Container:
         # its previous life left running are recovered.
         worker_id = new_id()
         tools = BuiltinToolCatalog()
+        budgets = BudgetService(
+            sessions, publisher, providers.pricer, settings.budgets, settings.llm
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -126,6 +131,7 @@ class Container:
                 telemetry.tracing.tracer,
                 worker_id=worker_id,
                 tools=tools,
+                budgets=budgets,
             ),
             executions=ExecutionService(publisher),
             publisher=publisher,
@@ -138,6 +144,7 @@ class Container:
             telemetry=telemetry,
             recovery=ExecutionRecovery(sessions, publisher, settings.executions, worker_id),
             tools=tools,
+            budgets=budgets,
             redis=redis,
         )
 
@@ -145,6 +152,7 @@ class Container:
         await self.chat.aclose()
         # After the turns' closes: what is still running is recoverable at once.
         await self.recovery.aclose()
+        await self.budgets.aclose()
         await self.analytics.aclose()
         await self.webhook_worker.aclose()
         await self.monitoring.aclose()

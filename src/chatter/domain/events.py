@@ -39,6 +39,8 @@ class EventType(StrEnum):
     ACCESS_DENIED = "access_denied"
     RATE_LIMITED = "rate_limited"
     USAGE_RECORDED = "usage_recorded"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    BUDGET_THRESHOLD_REACHED = "budget_threshold_reached"
 
 
 CATEGORY_OF: dict[EventType, EventCategory] = {
@@ -58,6 +60,8 @@ CATEGORY_OF: dict[EventType, EventCategory] = {
     EventType.ACCESS_DENIED: EventCategory.SECURITY,
     EventType.RATE_LIMITED: EventCategory.SECURITY,
     EventType.USAGE_RECORDED: EventCategory.ANALYTICS,
+    EventType.BUDGET_EXCEEDED: EventCategory.SECURITY,
+    EventType.BUDGET_THRESHOLD_REACHED: EventCategory.ANALYTICS,
 }
 
 

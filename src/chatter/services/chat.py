@@ -11,21 +11,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chatter.domain.budgets import Reservation
 from chatter.domain.enums import (
     ExecutionStatus,
     LLMCallStatus,
     MessageRole,
 )
+from chatter.domain.ids import new_id
 from chatter.errors import ChatterError, ExecutionInterrupted, InternalError
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
+from chatter.services.budgets import BudgetService
 from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, TurnStarted
 from chatter.services.completion import CompletionGuard
 from chatter.services.conversations import ConversationService
@@ -79,6 +82,7 @@ class AdmittedTurn:
     system_prompt: str | None
     correlation_id: str
     options: ModelOptions
+    reservation: Reservation | None = None  # held against the user's budget until the close
 
 
 class ChatService:
@@ -94,6 +98,7 @@ class ChatService:
         *,
         worker_id: str,
         tools: ToolCatalog,
+        budgets: BudgetService | None = None,
     ) -> None:
         self._sessions = sessions
         # Stamped on every execution this process opens (in the same INSERT): recovery
@@ -106,6 +111,7 @@ class ChatService:
         self._executor = executor
         self._llm = llm
         self._tools = tools
+        self._budgets = budgets
         self._guard = CompletionGuard()
         self._closer = TurnCloser(sessions, self._guard, publisher)
 
@@ -133,9 +139,13 @@ class ChatService:
         system_prompt = request.system_prompt or (
             defaults.default_system_prompt if defaults else None
         )
-        return AdmittedTurn(
+        turn = AdmittedTurn(
             user, request, conversation, resolved, workflow, system_prompt, correlation_id, options
         )
+        if self._budgets is None:
+            return turn
+        # Last: a refused turn (402) writes nothing but its security event.
+        return replace(turn, reservation=await self._budgets.reserve(session=session, turn=turn))
 
     async def stream(self, turn: AdmittedTurn) -> AsyncGenerator[TurnEvent]:
         """The turn's events, ending with TurnClosed (or TurnRefused when it could not even
@@ -161,12 +171,15 @@ class ChatService:
         await self._guard.drain(timeout_s)
 
     async def _drive(self, turn: AdmittedTurn, emit: Callable[[TurnEvent | None], None]) -> None:
-        progress = TurnProgress(CallLedger(self._registry.pricer), turn.resolved)
+        progress = TurnProgress(
+            CallLedger(self._registry.pricer), turn.resolved, reservation=turn.reservation
+        )
         spans = self._trace(turn)
         try:
             try:
                 started, history = await self._open_uninterrupted(turn, progress)
             except ChatterError as exc:  # e.g. the conversation was deleted meanwhile
+                await self._release(turn)
                 spans.failed(exc.code)
                 emit(TurnRefused(exc))
                 return
@@ -182,11 +195,16 @@ class ChatService:
                 emit(TurnRefused(InternalError(UNRECORDED)))
         except Exception:  # a bug or a database failure before the turn opened
             log.exception("turn_open_failed")
+            await self._release(turn)
             spans.failed("internal_error")
             emit(TurnRefused(InternalError("The turn could not be started.")))
         finally:
             spans.end(progress.ledger.records, progress.tools)
             emit(None)
+
+    async def _release(self, turn: AdmittedTurn) -> None:
+        if self._budgets is not None:
+            await self._budgets.release(turn.reservation)
 
     def _trace(self, turn: AdmittedTurn) -> TurnTrace:
         return TurnTrace(
@@ -288,6 +306,8 @@ class ChatService:
                 ],
             )
             execution = WorkflowExecution(
+                # Chosen at admission when the turn holds a reservation (it names it).
+                id=turn.reservation.execution_id if turn.reservation else new_id(),
                 user_id=turn.user.id,
                 conversation_id=conversation.id,
                 workflow_name=turn.workflow,

@@ -12,12 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chatter.domain.budgets import Reservation
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
 from chatter.domain.usage import Usage, total_usage
 from chatter.errors import ChatterError, ExecutionInterrupted, NotFound
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ResolvedModel
+from chatter.services.budget_settlement import settle
 from chatter.services.chat_events import TurnClosed, TurnStarted
 from chatter.services.completion import CompletionGuard
 from chatter.services.turn_events import execution_finished, turn_closed
@@ -54,6 +56,7 @@ class TurnProgress:
     recorded_calls: set[str] = field(default_factory=set)  # ids of calls already stored
     recording_uncertain: bool = False  # a call's write failed: it may have committed
     result_text: str | None = None
+    reservation: Reservation | None = None  # settled by the close
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,9 @@ class TurnCloser:
                     execution, messages, conversation, outcome.error, closed.rollup
                 )
                 await rollups.record_completion(session, closed.rollup)
+                events += await settle(
+                    session, progress.reservation, correlation_id=started.correlation_id
+                )
             else:
                 # Recovery closed it first (this worker's heartbeat was late by more than
                 # the lease) and applied the recorded usage; applying ours too would count
@@ -187,6 +193,9 @@ class TurnCloser:
                 return
             events += execution_finished(closed.execution, None, closed.rollup)
             await rollups.record_completion(session, closed.rollup)
+            events += await settle(
+                session, progress.reservation, correlation_id=started.correlation_id
+            )
             await self._publisher.commit(session, events)
 
 

@@ -75,6 +75,11 @@ class User(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="user", nullable=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    # Set with the user's spend budget (storage/budgets.py): a turn of a user without one
+    # costs no budget query, since this row is read to authenticate anyway.
+    has_budget: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false"), nullable=False
+    )
     created_at: Mapped[datetime] = _created_at()
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -42,7 +42,7 @@ def chat_out(closed: TurnClosed) -> ChatOut:
     )
 
 
-@router.post("/chat", responses=error_responses(400, 401, 404, 409, 422, 502))
+@router.post("/chat", responses=error_responses(400, 401, 402, 404, 409, 422, 502))
 async def chat(
     body: ChatIn,
     user: CurrentUser,
@@ -72,7 +72,7 @@ async def chat(
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
-        **error_responses(400, 401, 404, 422),
+        **error_responses(400, 401, 402, 404, 422),
     },
 )
 async def chat_stream(
