@@ -41,9 +41,7 @@ async def make_admin(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
 async def set_budget(
     client: httpx.AsyncClient, admin: dict[str, str], user_id: str, **budget: Any
 ) -> dict[str, Any]:
-    response = await client.put(
-        f"/api/v1/admin/users/{user_id}/budget", json=budget, headers=admin
-    )
+    response = await client.put(f"/api/v1/admin/users/{user_id}/budget", json=budget, headers=admin)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

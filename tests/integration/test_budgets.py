@@ -5,6 +5,7 @@ expired reservations are swept; thresholds are announced once per period."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -273,7 +274,9 @@ async def test_reservation_held_during_the_turn_and_settled(
     await set_budget(client, admin, alice.id, monthly_tokens=100_000)
     fake.default_reply = FakeReply(content="Slowly.", delay_s=0.5)
     turn = asyncio.create_task(chat(client, alice, max_tokens=30))
-    while not fake.requests:
+    deadline = time.monotonic() + 10
+    while not fake.requests:  # the turn is admitted and its model call under way
+        assert time.monotonic() < deadline, "the model was never called"
         await asyncio.sleep(0.01)
     during = await my_usage(client, alice.headers)
     assert during["reservations"]["count"] == 1
@@ -340,6 +343,51 @@ async def test_expired_reservations_are_released(
     assert await open_reservations(engine, alice.id) == 0
 
 
+async def test_a_crashed_turns_reservation_is_released_after_recovery(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    make_user: UserFactory,
+    engine: AsyncEngine,
+) -> None:
+    """A turn whose process died mid-run: its execution stays `running` (so its expired
+    reservation is kept: a live turn may take long) until recovery closes it; the next
+    sweep then releases the reservation."""
+    alice = await make_user()
+    await set_budget(client, admin, alice.id, daily_tokens=10 * HI_RESERVATION)
+    container = container_of(app)
+    async with container.sessions() as session:
+        user = await session.get(User, alice.id)
+        assert user is not None
+        turn = await container.chat.admit(
+            session=session, user=user, request=ChatRequest(message="Hi"), correlation_id="crash"
+        )
+    assert turn.reservation is not None
+    async with container.sessions() as session:
+        # As a process that died after opening the turn left it: running, no live owner.
+        session.add(
+            WorkflowExecution(
+                id=turn.reservation.execution_id,
+                user_id=alice.id,
+                workflow_name="chat",
+                status="running",
+                correlation_id="crash",
+                owner_id=None,
+            )
+        )
+        await session.execute(
+            update(BudgetReservation)
+            .where(BudgetReservation.id == turn.reservation.id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+    assert await container.budgets.sweep_once() == 0  # still running: kept
+    assert await container.recovery.recover() == 1
+    assert await container.budgets.sweep_once() == 1
+    assert await open_reservations(engine, alice.id) == 0
+    await assert_invariants(engine)
+
+
 async def test_thresholds_are_announced_once_per_period(
     client: httpx.AsyncClient,
     admin: dict[str, str],
@@ -347,9 +395,7 @@ async def test_thresholds_are_announced_once_per_period(
     engine: AsyncEngine,
 ) -> None:
     alice = await make_user()
-    await set_budget(
-        client, admin, alice.id, daily_tokens=1000, alert_thresholds=[0.01, 0.05]
-    )
+    await set_budget(client, admin, alice.id, daily_tokens=1000, alert_thresholds=[0.01, 0.05])
     # 18, 36, 54 tokens of 1000: 0.01 is reached by the first turn, 0.05 by the third.
     for _ in range(2):
         assert (await chat(client, alice)).status_code == 200

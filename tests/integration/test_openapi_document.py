@@ -38,8 +38,8 @@ EXPECTED_ERRORS = {
         "422",
         "503",
     },
-    ("post", "/api/v1/chat"): {"400", "401", "404", "409", "422", "502", "503"},
-    ("post", "/api/v1/chat/stream"): {"400", "401", "404", "422", "503"},
+    ("post", "/api/v1/chat"): {"400", "401", "402", "404", "409", "422", "502", "503"},
+    ("post", "/api/v1/chat/stream"): {"400", "401", "402", "404", "422", "503"},
     ("get", "/api/v1/executions/{execution_id}"): {"401", "404", "503"},
     ("get", "/api/v1/providers"): {"401", "503"},
     ("get", "/api/v1/events"): {"401", "403", "422", "503"},
@@ -56,6 +56,10 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1/monitoring/stats"): {"401", "403", "422", "503"},
     ("get", "/api/v1/traces/{correlation_id}"): {"401", "404", "503"},
     ("get", "/metrics"): {"401", "403", "503"},
+    ("put", "/api/v1/admin/users/{user_id}/budget"): {"401", "403", "404", "422", "503"},
+    ("get", "/api/v1/admin/users/{user_id}/budget"): {"401", "403", "404", "503"},
+    ("get", "/api/v1/admin/users/{user_id}/usage"): {"401", "403", "404", "503"},
+    ("get", "/api/v1/auth/me/usage"): {"401", "503"},
 }
 
 

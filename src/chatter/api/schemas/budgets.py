@@ -29,7 +29,10 @@ class BudgetIn(RequestModel):
     monthly_tokens: TokenLimit | None = None
     monthly_cost: CostLimit | None = None
     currency: str = Field(
-        default="USD", pattern=r"^[A-Z]{3}$", description="The currency of the cost limits."
+        default="USD",
+        min_length=3,
+        max_length=3,
+        description="The currency of the cost limits: three capital letters (ISO 4217).",
     )
     alert_thresholds: list[Threshold] = Field(
         default_factory=list,
@@ -37,6 +40,13 @@ class BudgetIn(RequestModel):
         description="Fractions of a limit (e.g. 0.8): each announces `budget_threshold_reached` "
         "once per period.",
     )
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_code(cls, value: str) -> str:
+        if not ("A" <= value[0] <= "Z" and "A" <= value[1] <= "Z" and "A" <= value[2] <= "Z"):
+            raise ValueError("a currency is three capital letters, e.g. USD")
+        return value
 
     @field_validator("alert_thresholds")
     @classmethod
