@@ -136,6 +136,8 @@ async def test_only_admins_and_known_users(
         {"daily_cost": "-0.01"},
         {"daily_cost": "0.00000000001"},
         {"daily_cost": "abc"},
+        {"daily_cost": 0.5},
+        {"daily_cost": "1e3"},
         {"currency": "usd"},
         {"alert_thresholds": [0]},
         {"alert_thresholds": [1.5]},

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chatter.api.schemas.budgets import CURRENCY_CODE, DECIMAL_TEXT
 from chatter.api.schemas.common import TEXT_PATTERN
 from chatter.api.schemas.conversations import WORKFLOW_NAME
 from chatter.services.pagination import CURSOR_PATTERN
@@ -128,7 +129,15 @@ def test_request_text_states_the_nul_rule(document: dict[str, Any]) -> None:
         for field, prop in body["properties"].items():
             for variant in variants(prop):
                 if variant.get("type") == "string" and "format" not in variant:
-                    assert variant.get("pattern") in (TEXT_PATTERN, WORKFLOW_NAME), (name, field)
+                    assert variant.get("pattern") in (
+                        TEXT_PATTERN,
+                        WORKFLOW_NAME,
+                        CURRENCY_CODE,
+                        DECIMAL_TEXT,
+                    ), (
+                        name,
+                        field,
+                    )
 
 
 def test_chat_options_are_strict_numbers(document: dict[str, Any]) -> None:

@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator
 
 from chatter.api.schemas.common import NUMBER_ONLY, Money, RequestModel
 from chatter.domain.budgets import Amount, Limits, Period, Window
 from chatter.services.budgets import UsageReport
 
 MAX_TOKENS_LIMIT = 10**15
-# Fits the Money columns (NUMERIC(28, 10)); a decimal string or a JSON number.
-CostLimit = Annotated[Decimal, Field(ge=0, max_digits=28, decimal_places=10)]
+CURRENCY_CODE = r"^[A-Z]{3}$"
+# An amount as the API writes money: a decimal string that fits the Money columns
+# (NUMERIC(28, 10)), never a float.
+DECIMAL_TEXT = r"^[0-9]{1,18}(\.[0-9]{1,10})?$"
+
+
+def _text_only(value: object) -> object:
+    if not isinstance(value, str) or re.fullmatch(DECIMAL_TEXT, value) is None:
+        raise ValueError('an amount is a decimal string, e.g. "12.50"')
+    return value
+
+
+CostLimit = Annotated[
+    Decimal,
+    BeforeValidator(_text_only),
+    Field(ge=0, max_digits=28, decimal_places=10),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_TEXT}),
+]
 TokenLimit = Annotated[int, Field(ge=0, le=MAX_TOKENS_LIMIT), NUMBER_ONLY]
 Threshold = Annotated[float, Field(gt=0, le=1), NUMBER_ONLY]
 
@@ -30,8 +47,7 @@ class BudgetIn(RequestModel):
     monthly_cost: CostLimit | None = None
     currency: str = Field(
         default="USD",
-        min_length=3,
-        max_length=3,
+        pattern=CURRENCY_CODE,
         description="The currency of the cost limits: three capital letters (ISO 4217).",
     )
     alert_thresholds: list[Threshold] = Field(
@@ -40,13 +56,6 @@ class BudgetIn(RequestModel):
         description="Fractions of a limit (e.g. 0.8): each announces `budget_threshold_reached` "
         "once per period.",
     )
-
-    @field_validator("currency")
-    @classmethod
-    def _iso_code(cls, value: str) -> str:
-        if not ("A" <= value[0] <= "Z" and "A" <= value[1] <= "Z" and "A" <= value[2] <= "Z"):
-            raise ValueError("a currency is three capital letters, e.g. USD")
-        return value
 
     @field_validator("alert_thresholds")
     @classmethod
