@@ -169,7 +169,8 @@ async def test_concurrent_turns_cannot_overshoot(
     flight; the refused ones are 402 and never reach the model."""
     alice = await make_user()
     limit = 5 * HI_RESERVATION
-    await set_budget(client, admin, alice.id, daily_tokens=limit)
+    # 10 % of 290 is reached by the second close: announced once, however many race.
+    await set_budget(client, admin, alice.id, daily_tokens=limit, alert_thresholds=[0.1])
     # Slow answers: every admission happens while the admitted turns are still running.
     fake.default_reply = FakeReply(content="Slowly.", delay_s=0.5)
     before = await scrape(client, admin)
@@ -195,9 +196,34 @@ async def test_concurrent_turns_cannot_overshoot(
         assert error["details"]["kind"] == "tokens"
     assert usage["reservations"] == {"count": 0, "tokens": 0, "cost": "0"}
     assert len(await events_of(engine, alice.id, "budget_exceeded")) == len(refused)
+    assert len(await events_of(engine, alice.id, "budget_threshold_reached")) == 1
     after = await scrape(client, admin)
     name, labels = "chatter_security_events_total", {"type": "budget_exceeded"}
     assert value(after, name, **labels) - value(before, name, **labels) == len(refused)
+    await assert_invariants(engine)
+
+
+async def test_closes_racing_admissions_never_let_spend_pass_the_limit(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    make_user: UserFactory,
+    fake: FakeOpenAIServer,
+    engine: AsyncEngine,
+) -> None:
+    """Quick answers: turns close while others are admitted. Each reserves exactly what it
+    uses (8 prompt + max_tokens 10 = the fake's 18), so an admission that saw a close's
+    reservation gone without its usage in the rollups would admit one turn too many."""
+    alice = await make_user()
+    limit = 10 * TURN_TOKENS
+    await set_budget(client, admin, alice.id, daily_tokens=limit)
+    responses = await asyncio.gather(*(chat(client, alice, max_tokens=10) for _ in range(40)))
+    admitted = [r for r in responses if r.status_code == 200]
+    assert all(r.status_code in (200, 402) for r in responses), [r.text for r in responses]
+    spent = (await my_usage(client, alice.headers))["day"]["spent_tokens"]
+    print(f"\nbudget {limit} tokens; admitted {len(admitted)} of 40; spent {spent} tokens")
+    assert spent == len(admitted) * TURN_TOKENS <= limit
+    assert len(admitted) == 10
+    assert len(fake.requests) == len(admitted)
     await assert_invariants(engine)
 
 
