@@ -19,6 +19,7 @@ from chatter.api.routers import (
     admin_users,
     analytics,
     auth,
+    budgets,
     chat,
     conversations,
     dashboard,
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
             # Registers this worker, then recovers the executions of dead ones (and keeps
             # doing both, periodically, until shutdown).
             await container.recovery.start()
+            await container.budgets.start()  # releases reservations of turns that are over
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")
             if settings.env == "development" and settings.bootstrap_admin:
@@ -146,6 +148,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
     for router in (
         health.router,
         auth.router,
+        budgets.router,
         conversations.router,
         chat.router,
         executions.router,

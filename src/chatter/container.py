@@ -21,6 +21,7 @@ from chatter.services.accounts import AccountService
 from chatter.services.analytics import AnalyticsService
 from chatter.services.api_keys import ApiKeyService
 from chatter.services.auth import AuthService
+from chatter.services.budgets import BudgetService
 from chatter.services.chat import ChatService
 from chatter.services.conversations import ConversationService
 from chatter.services.credentials import PasswordHasher, TokenIssuer
@@ -81,6 +82,7 @@ class Container:
     tool_servers: ToolServerService
     rate_limits: RateLimitService
     login_throttle: LoginThrottle
+    budgets: BudgetService
     redis: Redis | None = None
 
     @property
@@ -136,6 +138,9 @@ class Container:
         definitions = DefinitionService(providers, tools, executor, publisher)
         limits = settings.rate_limits
         windows = RateWindows(build_storage(settings.redis_url, redis, limits.redis_prefix))
+        budgets = BudgetService(
+            sessions, publisher, providers.pricer, settings.budgets, settings.llm
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -165,6 +170,7 @@ class Container:
                     max_result_chars=settings.tools.max_result_chars,
                     max_argument_chars=settings.tools.max_argument_chars,
                 ),
+                budgets=budgets,
             ),
             executions=ExecutionService(publisher),
             publisher=publisher,
@@ -181,6 +187,7 @@ class Container:
             tool_servers=ToolServerService(tools, settings.tools, publisher),
             rate_limits=RateLimitService(windows, limits, publisher, sessions),
             login_throttle=LoginThrottle(windows, limits, publisher),
+            budgets=budgets,
             redis=redis,
         )
 
@@ -189,6 +196,7 @@ class Container:
         await self.tool_servers.aclose()
         # After the turns' closes: what is still running is recoverable at once.
         await self.recovery.aclose()
+        await self.budgets.aclose()
         await self.analytics.aclose()
         await self.webhook_worker.aclose()
         await self.monitoring.aclose()

@@ -31,6 +31,14 @@ class Unauthorized(ChatterError):
     status_code = 401
 
 
+class BudgetExceeded(ChatterError):
+    """The turn would take its user past a spend budget (tokens or cost, daily or monthly):
+    refused before the model is called."""
+
+    code = "budget_exceeded"
+    status_code = 402
+
+
 class Forbidden(ChatterError):
     code = "forbidden"
     status_code = 403

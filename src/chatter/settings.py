@@ -161,6 +161,17 @@ class MetricsSettings(BaseModel):
     scrape_token: SecretStr | None = None
 
 
+class BudgetSettings(BaseModel):
+    """Spend budgets (`CHATTER_BUDGETS__...`, docs/budgets.md)."""
+
+    # Output tokens a turn reserves when its request sets no max_tokens.
+    default_reserve_output_tokens: int = Field(default=1024, ge=1, le=1_000_000)
+    # A reservation whose turn has not opened (no running execution) this long after
+    # admission is released by the sweep: the process died, or the client left first.
+    reservation_ttl_s: float = Field(default=300.0, gt=0)
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+
+
 class ExecutionSettings(BaseModel):
     """Who runs an execution, and recovering those of workers that died
     (`CHATTER_EXECUTIONS__...`). Each worker refreshes its heartbeat every `heartbeat_s`;
@@ -297,6 +308,7 @@ class Settings(BaseSettings):
     tools: ToolSettings = Field(default_factory=ToolSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     limits: InputLimitSettings = Field(default_factory=InputLimitSettings)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chatter.api.schemas.budgets import CURRENCY_CODE, DECIMAL_TEXT
 from chatter.api.schemas.common import TEXT_PATTERN
 from chatter.api.schemas.conversations import WORKFLOW_REF
 from chatter.services.pagination import CURSOR_PATTERN
@@ -40,8 +41,8 @@ EXPECTED_ERRORS = {
         "422",
         "503",
     },
-    ("post", "/api/v1/chat"): {"400", "401", "404", "409", "422", "429", "502", "503"},
-    ("post", "/api/v1/chat/stream"): {"400", "401", "404", "422", "429", "503"},
+    ("post", "/api/v1/chat"): {"400", "401", "402", "404", "409", "422", "429", "502", "503"},
+    ("post", "/api/v1/chat/stream"): {"400", "401", "402", "404", "422", "429", "503"},
     ("get", "/api/v1/executions/{execution_id}"): {"401", "404", "503"},
     ("get", "/api/v1/providers"): {"401", "503"},
     ("get", "/api/v1/events"): {"401", "403", "422", "503"},
@@ -75,7 +76,9 @@ EXPECTED_ERRORS = {
     ("post", "/api/v1/workflows/definitions/{definition_id}/execute"): {
         "400",
         "401",
+        "402",
         "404",
+        "429",
         "409",
         "422",
         "502",
@@ -84,7 +87,9 @@ EXPECTED_ERRORS = {
     ("post", "/api/v1/workflows/definitions/{definition_id}/execute/stream"): {
         "400",
         "401",
+        "402",
         "404",
+        "429",
         "422",
         "503",
     },
@@ -101,6 +106,10 @@ EXPECTED_ERRORS = {
     ("delete", "/api/v1/admin/api-keys/{key_id}"): {"401", "403", "404", "503"},
     ("get", "/api/v1/admin/users/{user_id}/rate-limits"): {"401", "403", "404", "503"},
     ("put", "/api/v1/admin/users/{user_id}/rate-limits"): {"401", "403", "404", "422", "503"},
+    ("put", "/api/v1/admin/users/{user_id}/budget"): {"401", "403", "404", "422", "503"},
+    ("get", "/api/v1/admin/users/{user_id}/budget"): {"401", "403", "404", "503"},
+    ("get", "/api/v1/admin/users/{user_id}/usage"): {"401", "403", "404", "503"},
+    ("get", "/api/v1/auth/me/usage"): {"401", "503"},
 }
 # Besides these, every operation with a request body can answer 413 (body over the limit).
 
@@ -174,7 +183,15 @@ def test_request_text_states_the_nul_rule(document: dict[str, Any]) -> None:
         for field, prop in body["properties"].items():
             for variant in variants(prop):
                 if variant.get("type") == "string" and "format" not in variant:
-                    assert variant.get("pattern") in (TEXT_PATTERN, WORKFLOW_REF), (name, field)
+                    assert variant.get("pattern") in (
+                        TEXT_PATTERN,
+                        WORKFLOW_REF,
+                        CURRENCY_CODE,
+                        DECIMAL_TEXT,
+                    ), (
+                        name,
+                        field,
+                    )
 
 
 def test_chat_options_are_strict_numbers(document: dict[str, Any]) -> None:

@@ -48,6 +48,8 @@ class EventType(StrEnum):
     NODE_FINISHED = "node_finished"
     TOOL_SERVER_REGISTERED = "tool_server_registered"
     TOOL_SERVER_DELETED = "tool_server_deleted"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    BUDGET_THRESHOLD_REACHED = "budget_threshold_reached"
 
 
 CATEGORY_OF: dict[EventType, EventCategory] = {
@@ -76,6 +78,8 @@ CATEGORY_OF: dict[EventType, EventCategory] = {
     EventType.NODE_FINISHED: EventCategory.WORKFLOW,
     EventType.TOOL_SERVER_REGISTERED: EventCategory.SECURITY,
     EventType.TOOL_SERVER_DELETED: EventCategory.SECURITY,
+    EventType.BUDGET_EXCEEDED: EventCategory.SECURITY,
+    EventType.BUDGET_THRESHOLD_REACHED: EventCategory.ANALYTICS,
 }
 
 

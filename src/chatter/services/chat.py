@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from dataclasses import replace
 
 import anyio
 from opentelemetry import trace
@@ -21,11 +22,12 @@ from chatter.domain.enums import (
     LLMCallStatus,
     MessageRole,
 )
-from chatter.domain.ids import is_valid_id
+from chatter.domain.ids import is_valid_id, new_id
 from chatter.errors import ChatterError, ExecutionInterrupted, InternalError
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ModelOptions, ProviderRegistry
+from chatter.services.budgets import BudgetService
 from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, TurnStarted
 from chatter.services.completion import CompletionGuard
 from chatter.services.conversations import ConversationService
@@ -78,6 +80,7 @@ class ChatService:
         tools: ToolCatalog,
         definitions: DefinitionService,
         tool_limits: ToolLimits | None = None,
+        budgets: BudgetService | None = None,
     ) -> None:
         self._sessions = sessions
         # Stamped on every execution this process opens (in the same INSERT): recovery
@@ -92,6 +95,7 @@ class ChatService:
         self._tools = tools
         self._definitions = definitions
         self._tool_limits = tool_limits or ToolLimits()
+        self._budgets = budgets
         self._guard = CompletionGuard()
         self._closer = TurnCloser(sessions, self._guard, publisher)
 
@@ -124,7 +128,7 @@ class ChatService:
         system_prompt = request.system_prompt or (
             defaults.default_system_prompt if defaults else None
         )
-        return AdmittedTurn(
+        turn = AdmittedTurn(
             user,
             request,
             conversation,
@@ -137,6 +141,10 @@ class ChatService:
             runnable.definition_id if runnable else None,
             runnable.version if runnable else None,
         )
+        if self._budgets is None:
+            return turn
+        # Last: a refused turn (402) writes nothing but its security event.
+        return replace(turn, reservation=await self._budgets.reserve(session=session, turn=turn))
 
     async def stream(self, turn: AdmittedTurn) -> AsyncGenerator[TurnEvent]:
         """The turn's events, ending with TurnClosed (or TurnRefused when it could not even
@@ -162,12 +170,15 @@ class ChatService:
         await self._guard.drain(timeout_s)
 
     async def _drive(self, turn: AdmittedTurn, emit: Callable[[TurnEvent | None], None]) -> None:
-        progress = TurnProgress(CallLedger(self._registry.pricer), turn.resolved)
+        progress = TurnProgress(
+            CallLedger(self._registry.pricer), turn.resolved, reservation=turn.reservation
+        )
         spans = self._trace(turn)
         try:
             try:
                 started, history = await self._open_uninterrupted(turn, progress)
             except ChatterError as exc:  # e.g. the conversation was deleted meanwhile
+                await self._release(turn)
                 spans.failed(exc.code)
                 emit(TurnRefused(exc))
                 return
@@ -183,11 +194,16 @@ class ChatService:
                 emit(TurnRefused(InternalError(UNRECORDED)))
         except Exception:  # a bug or a database failure before the turn opened
             log.exception("turn_open_failed")
+            await self._release(turn)
             spans.failed("internal_error")
             emit(TurnRefused(InternalError("The turn could not be started.")))
         finally:
             spans.end(progress.ledger.records, progress.tools)
             emit(None)
+
+    async def _release(self, turn: AdmittedTurn) -> None:
+        if self._budgets is not None:
+            await self._budgets.release(turn.reservation)
 
     def _trace(self, turn: AdmittedTurn) -> TurnTrace:
         return TurnTrace(
@@ -293,6 +309,8 @@ class ChatService:
                 ],
             )
             execution = WorkflowExecution(
+                # Chosen at admission when the turn holds a reservation (it names it).
+                id=turn.reservation.execution_id if turn.reservation else new_id(),
                 user_id=turn.user.id,
                 conversation_id=conversation.id,
                 workflow_name=turn.workflow[:64],

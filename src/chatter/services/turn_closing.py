@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chatter.domain.budgets import Reservation
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
 from chatter.domain.events import DomainEvent
 from chatter.domain.usage import Usage, total_usage
@@ -19,6 +20,7 @@ from chatter.errors import ChatterError, ExecutionInterrupted, NotFound
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ResolvedModel
+from chatter.services.budget_settlement import settle
 from chatter.services.chat_events import TurnClosed, TurnStarted
 from chatter.services.completion import CompletionGuard
 from chatter.services.turn_events import execution_finished, turn_closed
@@ -61,6 +63,7 @@ class TurnProgress:
     node_events: list[DomainEvent] = field(default_factory=list)
     # Said on the execution of a turn that completed anyway (e.g. the tool iteration limit).
     notice: str | None = None
+    reservation: Reservation | None = None  # settled by the close
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,9 @@ class TurnCloser:
                     execution, messages, conversation, outcome.error, closed.rollup
                 )
                 await rollups.record_completion(session, closed.rollup)
+                events += await settle(
+                    session, progress.reservation, correlation_id=started.correlation_id
+                )
             else:
                 # Recovery closed it first (this worker's heartbeat was late by more than
                 # the lease) and applied the recorded usage; applying ours too would count
@@ -196,6 +202,9 @@ class TurnCloser:
                 return
             events += execution_finished(closed.execution, None, closed.rollup)
             await rollups.record_completion(session, closed.rollup)
+            events += await settle(
+                session, progress.reservation, correlation_id=started.correlation_id
+            )
             await self._publisher.commit(session, events)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 
+from chatter.domain.budgets import Reservation
 from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
 from chatter.services.history import to_langchain
 from chatter.settings import LLMSettings
@@ -46,6 +47,7 @@ class AdmittedTurn:
     compiled: CompiledWorkflow
     definition_id: str | None = None  # a stored definition's id and version; None: template
     definition_version: int | None = None
+    reservation: Reservation | None = None  # held against the user's budget until the close
 
 
 def workflow_run(

@@ -80,6 +80,11 @@ class User(Base):
     token_version: Mapped[int] = mapped_column(
         Integer, default=0, server_default=text("0"), nullable=False
     )
+    # Set with the user's spend budget (storage/budgets.py): a turn of a user without one
+    # costs no budget query, since this row is read to authenticate anyway.
+    has_budget: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false"), nullable=False
+    )
     created_at: Mapped[datetime] = _created_at()
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set by admins; NULL is the server's default (CHATTER_RATE_LIMITS__...).

@@ -38,6 +38,9 @@ class CompiledWorkflow:
     # The tools its model nodes name; None: every tool of the catalog (a node said null).
     tool_names: frozenset[str] | None
     max_iterations: int | None  # None: the server's default
+    # Model calls of one pass through the graph (model nodes and summarising memory nodes):
+    # what a budget reserves for, per tool round.
+    model_calls: int = 1
 
 
 def compile_definition(definition: WorkflowDefinition) -> CompiledWorkflow:
@@ -65,7 +68,19 @@ def compile_definition(definition: WorkflowDefinition) -> CompiledWorkflow:
         graph=graph.compile(),
         tool_names=_tool_names(definition),
         max_iterations=definition.max_iterations,
+        model_calls=_model_calls(definition),
     )
+
+
+def _model_calls(definition: WorkflowDefinition) -> int:
+    calls = 0
+    for node in definition.nodes:
+        config = node_config(node)
+        if isinstance(config, ModelNodeConfig) or (
+            isinstance(config, MemoryNodeConfig) and config.summarize
+        ):
+            calls += 1
+    return max(calls, 1)
 
 
 def _function(node: NodeSpec) -> NodeFunction:

@@ -46,7 +46,9 @@ def chat_out(closed: TurnClosed) -> ChatOut:
     )
 
 
-@router.post("/chat", responses={**error_responses(400, 401, 404, 409, 422, 502), **RATE_LIMITED})
+@router.post(
+    "/chat", responses={**error_responses(400, 401, 402, 404, 409, 422, 502), **RATE_LIMITED}
+)
 async def chat(
     body: ChatIn,
     user: CurrentUser,
@@ -80,7 +82,7 @@ async def chat(
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
-        **error_responses(400, 401, 404, 422),
+        **error_responses(400, 401, 402, 404, 422),
         **RATE_LIMITED,
     },
 )

@@ -43,7 +43,7 @@ def _request(definition_id: str, body: ExecuteIn) -> ChatRequest:
 
 @router.post(
     "/definitions/{definition_id:chatter_id}/execute",
-    responses={**error_responses(400, 401, 404, 409, 422, 502), **RATE_LIMITED},
+    responses={**error_responses(400, 401, 402, 404, 409, 422, 502), **RATE_LIMITED},
 )
 async def execute_definition(
     definition_id: DefinitionId,
@@ -81,7 +81,7 @@ async def execute_definition(
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
-        **error_responses(400, 401, 404, 422),
+        **error_responses(400, 401, 402, 404, 422),
         **RATE_LIMITED,
     },
 )

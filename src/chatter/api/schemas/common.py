@@ -156,6 +156,7 @@ class ErrorResponse(BaseModel):
 ERROR_DESCRIPTIONS = {
     400: "Refused: an unknown provider or model, an invalid cursor, a rule of the route.",
     401: "Missing, invalid, expired or revoked credentials.",
+    402: "A spend budget would be exceeded (`budget_exceeded`); nothing was run or stored.",
     403: "Not allowed on this server.",
     404: "Not found, or not yours.",
     409: "In conflict with the current state.",

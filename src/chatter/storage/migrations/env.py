@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from chatter.settings import Settings
 from chatter.storage import (
+    budget_tables,  # noqa: F401 - its tables join the metadata
     rollup_tables,  # noqa: F401 - its tables join the metadata
     tool_servers,  # noqa: F401 - its table joins the metadata
 )
