@@ -96,6 +96,9 @@ async def chatter(
             "CHATTER_DEFAULT_PROVIDER": "openai",
             "CHATTER_DEFAULT_MODEL": MODEL,
             "CHATTER_LOG_LEVEL": "WARNING",
+            # Counted (their cost is measured) but never reached by the benchmark's load.
+            "CHATTER_RATE_LIMITS__REQUESTS_PER_MINUTE": "1000000",
+            "CHATTER_RATE_LIMITS__TOKENS_PER_MINUTE": "1000000000",
             **({"CHATTER_REDIS_URL": redis_url} if redis_url else {}),
         },
         # The bench's own settings must not leak in (a .env is not read: cwd is a temp dir).

@@ -28,6 +28,12 @@ from fakes.anthropic_server import FakeAnthropicServer
 from fakes.openai_server import FakeOpenAIServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+UNREACHED_RATE_LIMITS = {
+    "requests_per_minute": 1_000_000,
+    "tokens_per_minute": 1_000_000_000,
+    "register_per_ip_per_hour": 1_000_000,
+    "login_ip_max_failures": 1_000_000,
+}
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,15 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     events = overrides.pop("events", {})
     assert isinstance(events, dict)
     values["events"] = {"redis_stream": stream, **events}
+    # Rate limit windows too: tests sharing a Redis must not count in each other's windows.
+    rate_limits = overrides.pop("rate_limits", {})
+    assert isinstance(rate_limits, dict)
+    # Limits on, but far from what the suite does; tests of the limits set their own.
+    values["rate_limits"] = {
+        "redis_prefix": stream.replace(":test:", ":test-rl:"),
+        **UNREACHED_RATE_LIMITS,
+        **rate_limits,
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 

@@ -6,16 +6,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
+from fastapi import Depends, FastAPI
 
 from chatter.api.docs import install_docs
 from chatter.api.errors import install_error_handlers
+from chatter.api.input_limits import check_query_limits, document_input_limits
 from chatter.api.openapi import install_openapi
+from chatter.api.rate_limiting import RateLimitHeadersMiddleware
+from chatter.api.request_limits import RequestLimitsMiddleware
 from chatter.api.routers import (
+    admin_rate_limits,
+    admin_users,
     analytics,
     anthropic_compat,
     auth,
+    budgets,
     chat,
     conversations,
     dashboard,
@@ -26,9 +31,13 @@ from chatter.api.routers import (
     monitoring,
     openai_compat,
     providers,
+    tool_servers,
     traces,
     webhooks,
+    workflow_runs,
+    workflows,
 )
+from chatter.api.security_headers import install_browser_security
 from chatter.container import Container
 from chatter.observability.http_telemetry import RequestTelemetryMiddleware
 from chatter.observability.logging import configure_logging, get_logger
@@ -106,6 +115,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
             # Registers this worker, then recovers the executions of dead ones (and keeps
             # doing both, periodically, until shutdown).
             await container.recovery.start()
+            await container.budgets.start()  # releases reservations of turns that are over
             # Load the offline tokenizer now, not on the first request's event loop.
             await asyncio.to_thread(count_tokens, "warm up")
             if settings.env == "development" and settings.bootstrap_admin:
@@ -125,17 +135,14 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         lifespan=lifespan,
         docs_url=None,  # served by install_docs, from local assets
         redoc_url=None,
+        # Marked query parameters (page sizes) are checked against CHATTER_LIMITS__*.
+        dependencies=[Depends(check_query_limits)],
     )
     install_error_handlers(app)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["X-Correlation-ID", "X-Chatter-Conversation-Id"],
-        )
+    # Inside CORS (so a refusal still carries its headers), before anything reads a body.
+    app.add_middleware(RequestLimitsMiddleware, limits=settings.limits)
+    app.add_middleware(RateLimitHeadersMiddleware)
+    install_browser_security(app, settings)
     # Inside the correlation-id middleware (added last, so outermost): its log line and
     # spans carry the request's correlation id.
     app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry)
@@ -143,6 +150,7 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
     for router in (
         health.router,
         auth.router,
+        budgets.router,
         conversations.router,
         chat.router,
         executions.router,
@@ -152,12 +160,18 @@ def create_app(settings: Settings | None = None, *, telemetry: Telemetry | None 
         analytics.router,
         monitoring.router,
         traces.router,
+        workflows.router,
+        workflow_runs.router,
+        tool_servers.router,
         dashboard.router,
         metrics.router,
         openai_compat.router,
         anthropic_compat.router,
+        admin_users.router,
+        admin_rate_limits.router,
     ):
         app.include_router(router)
     install_docs(app)
     install_openapi(app)
+    document_input_limits(app, settings.limits)
     return app

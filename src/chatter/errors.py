@@ -16,6 +16,10 @@ class ChatterError(Exception):
         self.message = message
         self.details = details
 
+    def response_headers(self) -> dict[str, str]:
+        """Headers the HTTP answer carries besides the body (e.g. `Retry-After`)."""
+        return {}
+
 
 class BadRequest(ChatterError):
     code = "bad_request"
@@ -25,6 +29,14 @@ class BadRequest(ChatterError):
 class Unauthorized(ChatterError):
     code = "unauthorized"
     status_code = 401
+
+
+class BudgetExceeded(ChatterError):
+    """The turn would take its user past a spend budget (tokens or cost, daily or monthly):
+    refused before the model is called."""
+
+    code = "budget_exceeded"
+    status_code = 402
 
 
 class Forbidden(ChatterError):
@@ -57,11 +69,51 @@ class Unprocessable(ChatterError):
     status_code = 422
 
 
+class IterationLimitReached(Unprocessable):
+    """A workflow run took more node steps than its iteration limit allows."""
+
+    code = "iteration_limit_reached"
+
+
+class InvalidWorkflow(Unprocessable):
+    """A workflow definition with problems; `details` lists every one with its location."""
+
+    code = "invalid_workflow"
+
+
 class WebhookUrlRefused(Unprocessable):
     """A webhook URL Chatter will not call: not http(s), unresolvable, or an address on a
     private network while those are not allowed."""
 
     code = "webhook_url_refused"
+
+
+class StdioCommandNotAllowed(Unprocessable):
+    """A stdio MCP server whose command is not in CHATTER_TOOLS__STDIO_ALLOWED_COMMANDS."""
+
+    code = "stdio_command_not_allowed"
+
+
+class PayloadTooLarge(ChatterError):
+    code = "payload_too_large"
+    status_code = 413
+
+
+class RateLimited(ChatterError):
+    """A rate limit or a login lockout: retry after `retry_after` seconds."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(
+        self, message: str, *, retry_after: int, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+        self._headers = headers or {}
+
+    def response_headers(self) -> dict[str, str]:
+        return {**self._headers, "Retry-After": str(self.retry_after)}
 
 
 class ProviderNotConfigured(BadRequest):

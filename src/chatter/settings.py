@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -16,6 +17,17 @@ class AuthSettings(BaseModel):
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     allow_registration: bool = True
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+
+
+class SecuritySettings(BaseModel):
+    """Passwords and response headers (`CHATTER_SECURITY__...`); see docs/security.md."""
+
+    # New passwords (registration, password change, the CLI) at least this long.
+    password_min_length: int = Field(default=10, ge=8, le=256)
+    # Strict-Transport-Security on responses served over https; 0 leaves the header out.
+    hsts_max_age_s: int = Field(default=31_536_000, ge=0)
+    # Believe X-Forwarded-Proto (set only behind a reverse proxy that overwrites it).
+    trust_forwarded_proto: bool = False
 
 
 class PriceOverride(BaseModel):
@@ -67,6 +79,13 @@ class LLMSettings(BaseModel):
     max_tool_iterations: int = Field(default=5, ge=1, le=50)
     demo_chunk_delay_s: float = Field(default=0.02, ge=0)
     sse_ping_s: float = Field(default=15.0, gt=0)
+
+
+class WorkflowSettings(BaseModel):
+    """Workflow definitions (`CHATTER_WORKFLOWS__...`)."""
+
+    # Node steps a run may take unless its definition sets `max_iterations`.
+    max_iterations: int = Field(default=25, ge=1, le=1000)
 
 
 class EventSettings(BaseModel):
@@ -142,6 +161,17 @@ class MetricsSettings(BaseModel):
     scrape_token: SecretStr | None = None
 
 
+class BudgetSettings(BaseModel):
+    """Spend budgets (`CHATTER_BUDGETS__...`, docs/budgets.md)."""
+
+    # Output tokens a turn reserves when its request sets no max_tokens.
+    default_reserve_output_tokens: int = Field(default=1024, ge=1, le=1_000_000)
+    # A reservation whose turn has not opened (no running execution) this long after
+    # admission is released by the sweep: the process died, or the client left first.
+    reservation_ttl_s: float = Field(default=300.0, gt=0)
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+
+
 class ExecutionSettings(BaseModel):
     """Who runs an execution, and recovering those of workers that died
     (`CHATTER_EXECUTIONS__...`). Each worker refreshes its heartbeat every `heartbeat_s`;
@@ -162,6 +192,68 @@ class ExecutionSettings(BaseModel):
                 "per lease is best, e.g. 5 and 30)"
             )
         return self
+
+
+class ToolSettings(BaseModel):
+    """Tools and MCP tool servers (`CHATTER_TOOLS__...`, docs/tools.md)."""
+
+    # One tool call, start to result; past it the model gets an error result.
+    timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # A result longer than this is cut (for the model, the record, the event and the trace).
+    max_result_chars: int = Field(default=10_000, ge=100, le=1_000_000)
+    # Arguments whose JSON is longer than this are refused without calling the tool.
+    max_argument_chars: int = Field(default=20_000, ge=100, le=1_000_000)
+    # Commands an admin may register as stdio MCP servers (exact strings); none by default.
+    stdio_allowed_commands: list[str] = Field(default_factory=list)
+    # A server's tool list is reloaded after this long; a server that failed to load is
+    # retried after `retry_s`; listing its tools waits at most `load_timeout_s`.
+    cache_ttl_s: float = Field(default=300.0, gt=0)
+    retry_s: float = Field(default=30.0, gt=0)
+    load_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # How often a worker re-reads the registered servers (another worker may have changed them).
+    servers_refresh_s: float = Field(default=5.0, ge=0)
+    # conversation_search: at most this many messages per call.
+    search_max_results: int = Field(default=20, ge=1, le=200)
+
+
+class RateLimitSettings(BaseModel):
+    """Rate limits (`CHATTER_RATE_LIMITS__...`), fixed windows counted in Redis when
+    `CHATTER_REDIS_URL` is set (shared by every worker), else in this process's memory.
+    Admins override the per-user ones per user (`PUT /api/v1/admin/users/{id}/rate-limits`)."""
+
+    enabled: bool = True
+    # Model-calling requests (the chat routes) per user per minute, and per API key (unset:
+    # the user's own limit, counted for each key on its own).
+    requests_per_minute: int = Field(default=60, ge=1, le=1_000_000)
+    api_key_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Tokens of finished turns per minute: a turn is refused while the window is spent.
+    tokens_per_minute: int = Field(default=200_000, ge=1, le=1_000_000_000)
+    api_key_tokens_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    # Login: failures per account (normalised email) and per client IP within the window
+    # lock that account or IP out of logging in for `login_lockout_s`.
+    login_max_failures: int = Field(default=10, ge=1, le=10_000)
+    login_ip_max_failures: int = Field(default=100, ge=1, le=1_000_000)
+    login_window_s: int = Field(default=900, ge=1, le=86_400)
+    login_lockout_s: int = Field(default=900, ge=1, le=86_400)
+    # Accounts registered per client IP per hour.
+    register_per_ip_per_hour: int = Field(default=20, ge=1, le=1_000_000)
+    # Redis keys start with this (several deployments, or test databases, can share a Redis).
+    redis_prefix: str = Field(default="chatter:ratelimit", min_length=1, max_length=100)
+
+
+class InputLimitSettings(BaseModel):
+    """Input limits (`CHATTER_LIMITS__...`), refused with 413, 431 or 422 before any work."""
+
+    # Request bodies: refused from Content-Length, or as soon as a streamed body passes it.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    # Request headers: count, and the bytes of every name and value together.
+    max_header_count: int = Field(default=100, ge=10, le=10_000)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_message_chars: int = Field(default=100_000, ge=1, le=10_000_000)
+    max_title_chars: int = Field(default=200, ge=1, le=10_000)
+    max_system_prompt_chars: int = Field(default=20_000, ge=1, le=10_000_000)
+    # Items per page of every paginated list (`limit`).
+    max_page_size: int = Field(default=100, ge=1, le=10_000)
 
 
 class Settings(BaseSettings):
@@ -189,6 +281,9 @@ class Settings(BaseSettings):
     log_json: bool = False
     bootstrap_admin: bool = True
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    # SQLite serves one machine's worth of traffic; production must say it means it.
+    allow_sqlite_in_production: bool = False
 
     default_provider: str = "demo"
     default_model: str = "demo-1"
@@ -206,12 +301,17 @@ class Settings(BaseSettings):
     # CHATTER_MODEL_ALIASES='{"fast": "openai/gpt-4o-mini"}'.
     model_aliases: dict[str, str] = Field(default_factory=dict)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     executions: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    limits: InputLimitSettings = Field(default_factory=InputLimitSettings)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -251,8 +351,40 @@ class Settings(BaseSettings):
                 "in production (for example: python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))')"
             )
+        if self.env == "production" and self.is_sqlite and not self.allow_sqlite_in_production:
+            raise ValueError(
+                "CHATTER_DATABASE_URL is SQLite in production: use PostgreSQL, or set "
+                "CHATTER_ALLOW_SQLITE_IN_PRODUCTION=true for a single-machine deployment"
+            )
         return self
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        # '*' is served without credentials (see api/security_headers.py); mixed with named
+        # origins it would be ambiguous which rule applies.
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("CHATTER_CORS_ORIGINS: '*' cannot be combined with other origins")
+        for origin in origins:
+            if origin != "*" and not _is_origin(origin):
+                raise ValueError(
+                    f"CHATTER_CORS_ORIGINS: {origin!r} is not an origin "
+                    "(scheme://host[:port], no path), e.g. https://app.example.com"
+                )
+        return origins
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _is_origin(value: str) -> bool:
+    parts = urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and parts.path == ""
+        and not parts.query
+        and not parts.fragment
+        and parts.username is None
+    )

@@ -100,7 +100,9 @@ async def test_the_dashboard_is_not_in_the_api_document_and_other_routes_keep_th
     document = (await client.get("/openapi.json")).json()
     assert not [path for path in document["paths"] if path.startswith("/dashboard")]
     health = await client.get("/healthz")
-    assert "content-security-policy" not in health.headers
+    # Every response gets the API's policy (api/security_headers.py); only the dashboard's
+    # files carry the page's.
+    assert health.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
     assert "x-correlation-id" in health.headers
     assert "x-correlation-id" in (await client.get("/dashboard")).headers
 

@@ -85,6 +85,8 @@ async def test_metrics_add_up_the_turns_of_every_worker(database_url: str, tmp_p
         CHATTER_METRICS__SCRAPE_TOKEN=SCRAPE_TOKEN,
         CHATTER_LLM__DEMO_CHUNK_DELAY_S="0",
         PROMETHEUS_MULTIPROC_DIR=str(multiproc),
+        # Up to 160 turns of one user within the minute: limits on, never reached.
+        CHATTER_RATE_LIMITS__REQUESTS_PER_MINUTE="1000000",
     )
     if os.environ.get("CHATTER_TEST_REDIS_URL"):
         env["CHATTER_REDIS_URL"] = os.environ["CHATTER_TEST_REDIS_URL"]

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from chatter.api.compat.openai_wire import TOOL_NAME
+from chatter.api.schemas.budgets import CURRENCY_CODE, DECIMAL_TEXT
 from chatter.api.schemas.common import TEXT_PATTERN
-from chatter.api.schemas.conversations import WORKFLOW_NAME
+from chatter.api.schemas.conversations import WORKFLOW_REF
 from chatter.services.pagination import CURSOR_PATTERN
 
 # The error statuses each operation can answer: the document must list exactly these.
@@ -19,16 +20,18 @@ from chatter.services.pagination import CURSOR_PATTERN
 EXPECTED_ERRORS = {
     ("get", "/healthz"): set(),
     ("get", "/readyz"): {"503"},
-    ("post", "/api/v1/auth/register"): {"403", "409", "422", "503"},
-    ("post", "/api/v1/auth/login"): {"401", "422", "503"},
+    ("post", "/api/v1/auth/register"): {"403", "409", "422", "429", "503"},
+    ("post", "/api/v1/auth/login"): {"401", "422", "429", "503"},
     ("post", "/api/v1/auth/refresh"): {"401", "422", "503"},
     ("post", "/api/v1/auth/logout"): {"401", "422", "503"},
     ("get", "/api/v1/auth/me"): {"401", "503"},
+    ("post", "/api/v1/auth/logout-all"): {"401", "503"},
+    ("post", "/api/v1/auth/password"): {"401", "422", "503"},
     ("get", "/api/v1/auth/api-keys"): {"401", "503"},
     ("post", "/api/v1/auth/api-keys"): {"400", "401", "422", "503"},
     ("delete", "/api/v1/auth/api-keys/{key_id}"): {"401", "404", "503"},
     ("post", "/api/v1/conversations"): {"401", "422", "503"},
-    ("get", "/api/v1/conversations"): {"400", "401", "422", "503"},
+    ("get", "/api/v1/conversations"): {"400", "401", "403", "422", "503"},
     ("get", "/api/v1/conversations/{conversation_id}"): {"401", "404", "503"},
     ("patch", "/api/v1/conversations/{conversation_id}"): {"400", "401", "404", "422", "503"},
     ("delete", "/api/v1/conversations/{conversation_id}"): {"401", "404", "409", "503"},
@@ -39,8 +42,8 @@ EXPECTED_ERRORS = {
         "422",
         "503",
     },
-    ("post", "/api/v1/chat"): {"400", "401", "404", "409", "422", "502", "503"},
-    ("post", "/api/v1/chat/stream"): {"400", "401", "404", "422", "503"},
+    ("post", "/api/v1/chat"): {"400", "401", "402", "404", "409", "422", "429", "502", "503"},
+    ("post", "/api/v1/chat/stream"): {"400", "401", "402", "404", "422", "429", "503"},
     ("get", "/api/v1/executions/{execution_id}"): {"401", "404", "503"},
     ("get", "/api/v1/providers"): {"401", "503"},
     ("get", "/api/v1/events"): {"401", "403", "422", "503"},
@@ -57,6 +60,57 @@ EXPECTED_ERRORS = {
     ("get", "/api/v1/monitoring/stats"): {"401", "403", "422", "503"},
     ("get", "/api/v1/traces/{correlation_id}"): {"401", "404", "503"},
     ("get", "/metrics"): {"401", "403", "503"},
+    ("get", "/api/v1/workflows/node-types"): {"401", "503"},
+    ("get", "/api/v1/workflows/templates"): {"401", "503"},
+    ("post", "/api/v1/workflows/definitions/validate"): {"401", "422", "503"},
+    ("post", "/api/v1/workflows/definitions"): {"401", "422", "503"},
+    ("get", "/api/v1/workflows/definitions"): {"400", "401", "422", "503"},
+    ("get", "/api/v1/workflows/definitions/{definition_id}"): {"401", "404", "422", "503"},
+    ("put", "/api/v1/workflows/definitions/{definition_id}"): {"401", "404", "422", "503"},
+    ("delete", "/api/v1/workflows/definitions/{definition_id}"): {"401", "404", "422", "503"},
+    ("get", "/api/v1/workflows/definitions/{definition_id}/versions/{version}"): {
+        "401",
+        "404",
+        "422",
+        "503",
+    },
+    ("post", "/api/v1/workflows/definitions/{definition_id}/execute"): {
+        "400",
+        "401",
+        "402",
+        "404",
+        "429",
+        "409",
+        "422",
+        "502",
+        "503",
+    },
+    ("post", "/api/v1/workflows/definitions/{definition_id}/execute/stream"): {
+        "400",
+        "401",
+        "402",
+        "404",
+        "429",
+        "422",
+        "503",
+    },
+    ("get", "/api/v1/workflows/executions"): {"400", "401", "422", "503"},
+    ("post", "/api/v1/tool-servers"): {"401", "403", "409", "422", "503"},
+    ("get", "/api/v1/tool-servers"): {"401", "403", "503"},
+    ("delete", "/api/v1/tool-servers/{name}"): {"401", "403", "404", "422", "503"},
+    ("get", "/api/v1/admin/users"): {"400", "401", "403", "422", "503"},
+    ("get", "/api/v1/admin/users/{user_id}"): {"401", "403", "404", "503"},
+    ("get", "/api/v1/admin/users/{user_id}/api-keys"): {"401", "403", "404", "503"},
+    ("post", "/api/v1/admin/users/{user_id}/deactivate"): {"401", "403", "404", "409", "503"},
+    ("post", "/api/v1/admin/users/{user_id}/reactivate"): {"401", "403", "404", "503"},
+    ("put", "/api/v1/admin/users/{user_id}/role"): {"401", "403", "404", "409", "422", "503"},
+    ("delete", "/api/v1/admin/api-keys/{key_id}"): {"401", "403", "404", "503"},
+    ("get", "/api/v1/admin/users/{user_id}/rate-limits"): {"401", "403", "404", "503"},
+    ("put", "/api/v1/admin/users/{user_id}/rate-limits"): {"401", "403", "404", "422", "503"},
+    ("put", "/api/v1/admin/users/{user_id}/budget"): {"401", "403", "404", "422", "503"},
+    ("get", "/api/v1/admin/users/{user_id}/budget"): {"401", "403", "404", "503"},
+    ("get", "/api/v1/admin/users/{user_id}/usage"): {"401", "403", "404", "503"},
+    ("get", "/api/v1/auth/me/usage"): {"401", "503"},
     # The compatible endpoints: invalid input is a 400 in their own format, never a 422.
     ("post", "/v1/chat/completions"): {"400", "401", "402", "404", "409", "429", "502", "503"},
     ("get", "/v1/models"): {"401", "503"},
@@ -68,6 +122,7 @@ COMPAT_ERRORS = {
     "/v1/models": "#/components/schemas/OpenAIErrorOut",
     "/v1/messages": "#/components/schemas/AnthropicErrorOut",
 }
+# Besides these, every operation with a request body can answer 413 (body over the limit).
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +155,11 @@ def test_every_operation_lists_exactly_the_errors_it_can_answer(document: dict[s
         key: {status for status in operation["responses"] if int(status) >= 400}
         for key, operation in operations(document).items()
     }
-    assert listed == EXPECTED_ERRORS
+    expected = {
+        key: errors | ({"413"} if "requestBody" in operations(document)[key] else set())
+        for key, errors in EXPECTED_ERRORS.items()
+    }
+    assert listed == expected
 
 
 def test_errors_use_the_error_shape(document: dict[str, Any]) -> None:
@@ -136,7 +195,7 @@ def test_request_text_states_the_nul_rule(document: dict[str, Any]) -> None:
         for field, prop in body["properties"].items():
             for variant in variants(prop):
                 if variant.get("type") == "string" and "format" not in variant:
-                    allowed = (TEXT_PATTERN, WORKFLOW_NAME, TOOL_NAME)
+                    allowed = (TEXT_PATTERN, WORKFLOW_REF, CURRENCY_CODE, DECIMAL_TEXT, TOOL_NAME)
                     assert variant.get("pattern") in allowed, (name, field)
 
 

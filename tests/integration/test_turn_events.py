@@ -54,7 +54,7 @@ async def events_of(engine: AsyncEngine, correlation_id: str) -> list[Any]:
 
 
 def lifecycle(events: Sequence[Any]) -> list[str]:
-    skip = {"message_created", "conversation_updated"}
+    skip = {"message_created", "conversation_updated", "node_started", "node_finished"}
     return [event.type for event in events if event.type not in skip]
 
 

@@ -119,6 +119,7 @@ def gated_app(live_app: FastAPI, gate: CommitGate, settings: Settings) -> FastAP
         container.conversations,
         worker_id=container.worker_id,
         tools=container.tools,
+        definitions=container.definitions,
     )
     return live_app
 

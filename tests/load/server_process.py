@@ -21,6 +21,10 @@ def server_env(database_url: str, model_url: str, **extra: str) -> dict[str, str
         CHATTER_DEFAULT_PROVIDER="openai",
         CHATTER_DEFAULT_MODEL="gpt-4o-mini",
         CHATTER_LOG_LEVEL="WARNING",
+        # The load is many turns per user per minute: limits on, but never reached.
+        CHATTER_RATE_LIMITS__REQUESTS_PER_MINUTE="1000000",
+        CHATTER_RATE_LIMITS__TOKENS_PER_MINUTE="1000000000",
+        CHATTER_RATE_LIMITS__REGISTER_PER_IP_PER_HOUR="1000000",
     )
     redis_url = os.environ.get("CHATTER_TEST_REDIS_URL")
     if redis_url:

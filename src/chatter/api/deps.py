@@ -10,7 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.container import Container
-from chatter.errors import Unauthorized
+from chatter.domain.enums import UserRole
+from chatter.errors import Forbidden, Unauthorized
+from chatter.services.security_events import access_denied
 from chatter.storage.models import User
 
 bearer = HTTPBearer(auto_error=False, description="An access token or an API key.")
@@ -61,3 +63,21 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_admin(
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    request: Request,
+    correlation_id: CorrelationId,
+) -> User:
+    """The current user if an admin; otherwise 403, on record as `access_denied`."""
+    if user.role != UserRole.ADMIN.value:
+        denied = access_denied(correlation_id, user.id, "admin_api", request.url.path)
+        await container.publisher.commit(session, [denied])
+        raise Forbidden("Only admins may use the admin API.")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin)]

@@ -56,8 +56,12 @@ def error_response(
 
 async def _chatter_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChatterError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return error_response(request, exc.status_code, exc.code, exc.message, exc.details, headers)
+    headers = exc.response_headers()
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return error_response(
+        request, exc.status_code, exc.code, exc.message, exc.details, headers or None
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""Turn events -> Server-Sent Events (start, delta, tool_call, tool_result, usage, done, error)."""
+"""Turn events -> Server-Sent Events (start, delta, tool_call, tool_result, usage, node_started,
+node_finished, done, error)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, Tur
 from chatter.workflows.events import (
     ModelCallFinished,
     ModelCallRecord,
+    NodeFinished,
+    NodeStarted,
     TextDelta,
     ToolCallFinished,
     ToolCallRequested,
@@ -85,10 +88,17 @@ def to_sse(event: TurnEvent) -> ServerSentEvent | None:
                 "name": record.name,
                 "result": record.result,
                 "status": record.status,
+                "error": record.error,
             },
         )
     if isinstance(event, ModelCallFinished):
         return _event("usage", usage_payload(event.record))
+    if isinstance(event, NodeStarted):
+        return _event("node_started", {"node": event.node, "type": event.type})
+    if isinstance(event, NodeFinished):
+        timing = event.timing()
+        timing.pop("started_at_ns")
+        return _event("node_finished", timing)
     if isinstance(event, TurnRefused):
         error = event.error
         return _event(

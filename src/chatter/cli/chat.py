@@ -117,7 +117,10 @@ def chat(
     conversation: str | None = typer.Option(None, help="Continue this conversation id."),
     provider: str | None = typer.Option(None, help="Provider (default: the server's)."),
     model: str | None = typer.Option(None, help="Model (default: the provider's)."),
-    workflow: str | None = typer.Option(None, help='"chat" or "chat_with_tools".'),
+    workflow: str | None = typer.Option(
+        None,
+        help="A template name (chat, chat_with_tools, ...) or one of your workflow definition ids.",
+    ),
     url: str = typer.Option("http://127.0.0.1:8000", envvar="CHATTER_URL", help="Server URL."),
     api_key: str = typer.Option(
         ..., envvar="CHATTER_API_KEY", prompt=True, hide_input=True, help="API key or token."

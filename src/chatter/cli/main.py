@@ -7,6 +7,7 @@ import os
 import typer
 import uvicorn
 
+from chatter.api.request_limits import h11_header_limit
 from chatter.cli.analytics import analytics_app
 from chatter.cli.chat import chat
 from chatter.cli.db import db_app
@@ -49,6 +50,7 @@ def serve(
         # The app logs one structured line per request itself (route, status, duration,
         # correlation id, user): uvicorn's access line would only repeat it, unstructured.
         access_log=False,
+        h11_max_incomplete_event_size=h11_header_limit(settings.limits),
     )
 
 

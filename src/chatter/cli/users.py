@@ -18,7 +18,7 @@ console = Console()
 @users_app.command("create")
 def create(
     email: str = typer.Option(..., help="Email address (login)."),
-    password: str = typer.Option(..., help="Password, at least 8 characters."),
+    password: str = typer.Option(..., help="Password (the password policy applies)."),
     admin: bool = typer.Option(False, "--admin", help="Give the user the admin role."),
     display_name: str | None = typer.Option(None, help="Display name."),
 ) -> None:

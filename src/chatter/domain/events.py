@@ -38,7 +38,18 @@ class EventType(StrEnum):
     API_KEY_REVOKED = "api_key_revoked"
     ACCESS_DENIED = "access_denied"
     RATE_LIMITED = "rate_limited"
+    PASSWORD_CHANGED = "password_changed"
+    SESSIONS_ENDED = "sessions_ended"
+    USER_DEACTIVATED = "user_deactivated"
+    USER_REACTIVATED = "user_reactivated"
+    USER_ROLE_CHANGED = "user_role_changed"
     USAGE_RECORDED = "usage_recorded"
+    NODE_STARTED = "node_started"
+    NODE_FINISHED = "node_finished"
+    TOOL_SERVER_REGISTERED = "tool_server_registered"
+    TOOL_SERVER_DELETED = "tool_server_deleted"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    BUDGET_THRESHOLD_REACHED = "budget_threshold_reached"
 
 
 CATEGORY_OF: dict[EventType, EventCategory] = {
@@ -57,7 +68,18 @@ CATEGORY_OF: dict[EventType, EventCategory] = {
     EventType.API_KEY_REVOKED: EventCategory.SECURITY,
     EventType.ACCESS_DENIED: EventCategory.SECURITY,
     EventType.RATE_LIMITED: EventCategory.SECURITY,
+    EventType.PASSWORD_CHANGED: EventCategory.SECURITY,
+    EventType.SESSIONS_ENDED: EventCategory.SECURITY,
+    EventType.USER_DEACTIVATED: EventCategory.SECURITY,
+    EventType.USER_REACTIVATED: EventCategory.SECURITY,
+    EventType.USER_ROLE_CHANGED: EventCategory.SECURITY,
     EventType.USAGE_RECORDED: EventCategory.ANALYTICS,
+    EventType.NODE_STARTED: EventCategory.WORKFLOW,
+    EventType.NODE_FINISHED: EventCategory.WORKFLOW,
+    EventType.TOOL_SERVER_REGISTERED: EventCategory.SECURITY,
+    EventType.TOOL_SERVER_DELETED: EventCategory.SECURITY,
+    EventType.BUDGET_EXCEEDED: EventCategory.SECURITY,
+    EventType.BUDGET_THRESHOLD_REACHED: EventCategory.ANALYTICS,
 }
 
 

@@ -24,6 +24,7 @@ HTTP_DURATION: Final = "chatter_http_request_duration_seconds"
 ACTIVE_STREAMS: Final = "chatter_active_streams"
 OUTBOX_BACKLOG: Final = "chatter_outbox_backlog"
 EXECUTIONS_RECOVERED: Final = "chatter_executions_recovered"
+RATE_LIMITED: Final = "chatter_rate_limited"
 
 # Metric label names.
 L_PROVIDER: Final = "provider"
@@ -36,6 +37,7 @@ L_TOOL: Final = "tool"
 L_TYPE: Final = "type"
 L_METHOD: Final = "method"
 L_ROUTE: Final = "route"
+L_SCOPE: Final = "scope"
 
 # The route label of a request no route matched (a 404): never the raw path, whose values
 # are unbounded.

@@ -106,6 +106,13 @@ class ChatterMetrics:
         self.security_events = Counter(
             c.SECURITY_EVENTS, "Security events, by type.", (c.L_TYPE,), registry=registry
         )
+        self.rate_limited = Counter(
+            c.RATE_LIMITED,
+            "Requests refused by a rate limit or a login lockout, by scope "
+            "(requests, tokens, login, register).",
+            (c.L_SCOPE,),
+            registry=registry,
+        )
         self.http_requests = Counter(
             c.HTTP_REQUESTS,
             "HTTP requests, by route template and status.",
@@ -147,6 +154,8 @@ class ChatterMetrics:
                 self._workflow_closed(event.data)
             elif event.category is EventCategory.SECURITY:
                 self.security_events.labels(event.type.value).inc()
+                if event.type is EventType.RATE_LIMITED:
+                    self.rate_limited.labels(_label(event.data.get("scope"))).inc()
 
     def _model_call(self, data: dict[str, Any]) -> None:
         provider, model = self._models.pair(_label(data.get("provider")), _label(data.get("model")))

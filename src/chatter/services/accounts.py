@@ -13,6 +13,7 @@ from chatter.domain.enums import UserRole
 from chatter.errors import Conflict, Forbidden
 from chatter.services.api_keys import ApiKeyService, CreatedApiKey
 from chatter.services.credentials import PasswordHasher
+from chatter.services.password_policy import PasswordPolicy
 from chatter.storage.models import User
 
 BOOTSTRAP_ADMIN_EMAIL = "admin@chatter.local"
@@ -30,8 +31,11 @@ class BootstrapAdmin:
 
 
 class AccountService:
-    def __init__(self, passwords: PasswordHasher, *, allow_registration: bool) -> None:
+    def __init__(
+        self, passwords: PasswordHasher, policy: PasswordPolicy, *, allow_registration: bool
+    ) -> None:
         self._passwords = passwords
+        self._policy = policy
         self._allow_registration = allow_registration
 
     async def register(
@@ -52,6 +56,7 @@ class AccountService:
         display_name: str | None = None,
         role: UserRole = UserRole.USER,
     ) -> User:
+        self._policy.check(password, email=email)
         user = User(
             email=normalise_email(email),
             password_hash=await self._passwords.hash(password),

@@ -10,8 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatter.domain.clock import utcnow
+from chatter.domain.events import EventType
 from chatter.domain.ids import new_id
-from chatter.errors import Unauthorized
+from chatter.errors import NotFound, Unauthorized, Unprocessable
 from chatter.events.publisher import EventPublisher
 from chatter.services.accounts import normalise_email
 from chatter.services.api_keys import LAST_USED_RESOLUTION
@@ -19,13 +20,16 @@ from chatter.services.credentials import (
     API_KEY_PREFIX,
     CredentialRefused,
     PasswordHasher,
+    TokenClaims,
     TokenIssuer,
     api_key_matches,
     parse_api_key_prefix,
 )
+from chatter.services.password_policy import PasswordPolicy
 from chatter.services.security_events import (
     CredentialKind,
     LoginFailure,
+    account_changed,
     login_failed,
     login_succeeded,
     token_refused,
@@ -42,13 +46,22 @@ class TokenPair:
     expires_in: int
 
 
+class WrongPassword(Unprocessable):
+    code = "wrong_password"
+
+
 class AuthService:
     def __init__(
-        self, passwords: PasswordHasher, tokens: TokenIssuer, events: EventPublisher
+        self,
+        passwords: PasswordHasher,
+        tokens: TokenIssuer,
+        events: EventPublisher,
+        policy: PasswordPolicy,
     ) -> None:
         self._passwords = passwords
         self._tokens = tokens
         self._events = events
+        self._policy = policy
 
     async def login(
         self, *, session: AsyncSession, email: str, password: str, correlation_id: str | None
@@ -64,7 +77,7 @@ class AuthService:
             await self._events.commit(session, [failed])
             raise Unauthorized(INVALID_CREDENTIALS)
         user.last_login_at = utcnow()
-        pair = self._issue_pair(session, user.id, family_id=None)
+        pair = self.issue_pair(session, user, family_id=None)
         await self._events.commit(session, [login_succeeded(correlation_id, user.id)])
         return pair
 
@@ -88,7 +101,7 @@ class AuthService:
     async def _rotate(self, session: AsyncSession, refresh_token: str) -> TokenPair:
         """Refusals raise with their changes (a reused token's family revoked, a used token
         claimed) still pending, so the `token_refused` event commits with them."""
-        record = await self._refresh_record(session, refresh_token)
+        record, claims = await self._refresh_record(session, refresh_token)
         if record.revoked_at is not None:
             raise CredentialRefused(
                 "Refresh token has been revoked.", reason="revoked", user_id=record.user_id
@@ -117,24 +130,82 @@ class AuthService:
             raise CredentialRefused(
                 "User is inactive.", reason="inactive_user", user_id=record.user_id
             )
-        return self._issue_pair(session, user.id, family_id=record.family_id)
+        if claims.version != user.token_version:
+            # Password changed, user deactivated, or logged out everywhere since.
+            await self._revoke_family(session, record.family_id)
+            raise CredentialRefused(
+                "Session has ended; log in again.", reason="session_ended", user_id=user.id
+            )
+        return self.issue_pair(session, user, family_id=record.family_id)
 
     async def logout(
         self, *, session: AsyncSession, refresh_token: str, correlation_id: str | None
     ) -> None:
         async with self._refusals_recorded(session, "refresh_token", correlation_id):
-            record = await self._refresh_record(session, refresh_token)
+            record, _ = await self._refresh_record(session, refresh_token)
         await self._revoke_family(session, record.family_id)
         await session.commit()
 
-    async def _refresh_record(self, session: AsyncSession, refresh_token: str) -> RefreshToken:
+    async def logout_everywhere(
+        self, *, session: AsyncSession, user: User, correlation_id: str | None
+    ) -> None:
+        await self.end_all_sessions(session=session, user_id=user.id)
+        event = account_changed(correlation_id, EventType.SESSIONS_ENDED, user.id, user.id)
+        await self._events.commit(session, [event])
+
+    async def change_password(
+        self,
+        *,
+        session: AsyncSession,
+        user: User,
+        current_password: str,
+        new_password: str,
+        correlation_id: str | None,
+    ) -> TokenPair:
+        """Ends every session (this one too) and starts a new one for the caller."""
+        self._policy.check(new_password, email=user.email)
+        # Don't hold the transaction (SQLite's write lock) while argon2 runs.
+        await session.commit()
+        if not await self._passwords.verify(current_password, user.password_hash):
+            raise WrongPassword(
+                "The current password is wrong.", details={"field": "current_password"}
+            )
+        new_hash = await self._passwords.hash(new_password)
+        await session.execute(update(User).where(User.id == user.id).values(password_hash=new_hash))
+        user.token_version = await self.end_all_sessions(session=session, user_id=user.id)
+        pair = self.issue_pair(session, user, family_id=None)
+        event = account_changed(correlation_id, EventType.PASSWORD_CHANGED, user.id, user.id)
+        await self._events.commit(session, [event])
+        return pair
+
+    async def end_all_sessions(self, *, session: AsyncSession, user_id: str) -> int:
+        """Bump the user's token version and revoke every refresh token (the caller commits):
+        every access and refresh token issued so far stops working. The new version."""
+        version = await session.scalar(
+            update(User)
+            .where(User.id == user_id)
+            .values(token_version=User.token_version + 1)
+            .returning(User.token_version)
+        )
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        if version is None:
+            raise NotFound("User not found.", details={"user_id": user_id})
+        return int(version)
+
+    async def _refresh_record(
+        self, session: AsyncSession, refresh_token: str
+    ) -> tuple[RefreshToken, TokenClaims]:
         claims = self._tokens.decode(refresh_token, "refresh")
         record = await session.get(RefreshToken, claims.token_id)
         if record is None:
             raise CredentialRefused(
                 "Refresh token is unknown.", reason="unknown", user_id=claims.subject
             )
-        return record
+        return record, claims
 
     async def authenticate(
         self, *, session: AsyncSession, bearer: str, correlation_id: str | None
@@ -146,8 +217,32 @@ class AuthService:
             if kind == "api_key":
                 user = await self._user_for_api_key(session, bearer)
             else:
-                claims = self._tokens.decode(bearer, "access")
-                user = _active(await session.get(User, claims.subject))
+                user = await self._user_for_access_token(session, bearer)
+        return user
+
+    async def _user_for_access_token(self, session: AsyncSession, token: str) -> User:
+        """One query, the one that loads the user anyway: its row carries the token version,
+        and an EXISTS on the session's refresh-token family says whether it was ended. No
+        cache, so a logout or a deactivation holds at once on every worker."""
+        claims = self._tokens.decode(token, "access")
+        if claims.family_id is None:
+            # Issued before sessions were checked: refresh for a token that names its session.
+            raise CredentialRefused(
+                "Token is out of date; refresh it.", reason="stale", user_id=claims.subject
+            )
+        session_open = (
+            select(RefreshToken.id)
+            .where(RefreshToken.family_id == claims.family_id, RefreshToken.revoked_at.is_(None))
+            .exists()
+        )
+        row = (
+            await session.execute(select(User, session_open).where(User.id == claims.subject))
+        ).first()
+        user = _active(row[0] if row is not None else None)
+        if claims.version != user.token_version or row is None or not row[1]:
+            raise CredentialRefused(
+                "Session has ended; log in again.", reason="session_ended", user_id=user.id
+            )
         return user
 
     async def _user_for_api_key(self, session: AsyncSession, key: str) -> User:
@@ -187,14 +282,16 @@ class AuthService:
             await self._events.commit(session, [event])
             raise
 
-    def _issue_pair(self, session: AsyncSession, user_id: str, family_id: str | None) -> TokenPair:
-        access, _ = self._tokens.issue(user_id, "access")
+    def issue_pair(self, session: AsyncSession, user: User, family_id: str | None) -> TokenPair:
+        """A new session (`family_id` None) or the next pair of one; the caller commits."""
         family = family_id or new_id()
-        refresh, claims = self._tokens.issue(user_id, "refresh", family_id=family)
+        version = user.token_version
+        access, _ = self._tokens.issue(user.id, "access", family_id=family, version=version)
+        refresh, claims = self._tokens.issue(user.id, "refresh", family_id=family, version=version)
         session.add(
             RefreshToken(
                 id=claims.token_id,
-                user_id=user_id,
+                user_id=user.id,
                 family_id=family,
                 expires_at=claims.expires_at,
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import anyio
 from opentelemetry import trace
@@ -22,19 +22,21 @@ from chatter.domain.enums import (
     LLMCallStatus,
     MessageRole,
 )
+from chatter.domain.ids import is_valid_id, new_id
 from chatter.errors import ChatterError, ExecutionInterrupted, InternalError
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
-from chatter.providers.registry import ModelOptions, ProviderRegistry, ResolvedModel
-from chatter.providers.tool_choice import provider_tool_choice
+from chatter.providers.registry import ModelOptions, ProviderRegistry
+from chatter.services.budgets import BudgetService
 from chatter.services.chat_events import TurnClosed, TurnEvent, TurnRefused, TurnStarted
-from chatter.services.client_turn import ClientTurn
 from chatter.services.completion import CompletionGuard
 from chatter.services.conversations import ConversationService
-from chatter.services.history import load_recent, to_langchain
+from chatter.services.history import load_recent
 from chatter.services.turn_closing import RECOVERED, Outcome, TurnCloser, TurnProgress
-from chatter.services.turn_events import message_created, turn_opened
+from chatter.services.turn_events import message_created, node_event, turn_opened
+from chatter.services.turn_request import AdmittedTurn, ChatRequest, workflow_run
 from chatter.services.turn_tracing import TurnTrace
+from chatter.services.workflow_definitions import DefinitionService
 from chatter.settings import LLMSettings
 from chatter.storage import executions, llm_calls
 from chatter.storage.messages import MessageDraft, append_messages
@@ -42,48 +44,25 @@ from chatter.storage.models import Conversation, Message, User, WorkflowExecutio
 from chatter.workflows.events import (
     ModelCallFinished,
     ModelCallRecord,
+    NodeFinished,
+    NodeStarted,
     ToolCallFinished,
     ToolCallRequested,
+    ToolIterationLimitReached,
     WorkflowFinished,
 )
 from chatter.workflows.executor import WorkflowExecutor, WorkflowRun
 from chatter.workflows.ledger import CallLedger
-from chatter.workflows.state import RunContext
-from chatter.workflows.templates import CHAT, TOOL_WORKFLOWS
+from chatter.workflows.templates import CHAT
 from chatter.workflows.tools.catalog import ToolCatalog
+from chatter.workflows.tools.limits import ToolLimits
+
+# ChatRequest and AdmittedTurn live in turn_request; callers have long imported them here.
+__all__ = ["AdmittedTurn", "ChatRequest", "ChatService"]
 
 log = get_logger("chatter.chat")
 TITLE_LENGTH = 60
 UNRECORDED = "The turn could not be recorded; its execution was closed as failed."
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    message: str
-    conversation_id: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    workflow: str | None = None
-    system_prompt: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    # The compatible endpoints (services/compat_turns.py): the client's message list is the
-    # model's input and (in part) the stored input; its tools are declared, not run.
-    client: ClientTurn | None = None
-
-
-@dataclass(frozen=True)
-class AdmittedTurn:
-    """Everything checked before the first write."""
-
-    user: User
-    request: ChatRequest
-    conversation: Conversation | None
-    resolved: ResolvedModel
-    workflow: str
-    system_prompt: str | None
-    correlation_id: str
-    options: ModelOptions
 
 
 class ChatService:
@@ -99,6 +78,9 @@ class ChatService:
         *,
         worker_id: str,
         tools: ToolCatalog,
+        definitions: DefinitionService,
+        tool_limits: ToolLimits | None = None,
+        budgets: BudgetService | None = None,
     ) -> None:
         self._sessions = sessions
         # Stamped on every execution this process opens (in the same INSERT): recovery
@@ -111,6 +93,9 @@ class ChatService:
         self._executor = executor
         self._llm = llm
         self._tools = tools
+        self._definitions = definitions
+        self._tool_limits = tool_limits or ToolLimits()
+        self._budgets = budgets
         self._guard = CompletionGuard()
         self._closer = TurnCloser(sessions, self._guard, publisher)
 
@@ -125,8 +110,14 @@ class ChatService:
                 conversation_id=request.conversation_id,
                 correlation_id=correlation_id,
             )
-        await session.commit()
         defaults = conversation
+        workflow = request.workflow or (defaults.default_workflow if defaults else None) or CHAT
+        runnable = None
+        if is_valid_id(workflow):  # a stored definition (the user's own), else a template
+            runnable = await self._definitions.for_run(
+                session=session, user=user, definition_id=workflow, correlation_id=correlation_id
+            )
+        await session.commit()
         resolved = self._registry.resolve(
             request.provider or (defaults.default_provider if defaults else None),
             request.model or (defaults.default_model if defaults else None),
@@ -135,14 +126,27 @@ class ChatService:
         if request.client is not None:
             options = replace(options, top_p=request.client.top_p, stop=request.client.stop)
         self._registry.check_options(resolved, options)
-        workflow = request.workflow or (defaults.default_workflow if defaults else None) or CHAT
-        self._executor.check(workflow)
+        compiled = runnable.compiled if runnable else self._executor.template(workflow)
         system_prompt = request.system_prompt or (
             defaults.default_system_prompt if defaults else None
         )
-        return AdmittedTurn(
-            user, request, conversation, resolved, workflow, system_prompt, correlation_id, options
+        turn = AdmittedTurn(
+            user,
+            request,
+            conversation,
+            resolved,
+            compiled.name,
+            system_prompt,
+            correlation_id,
+            options,
+            compiled,
+            runnable.definition_id if runnable else None,
+            runnable.version if runnable else None,
         )
+        if self._budgets is None:
+            return turn
+        # Last: a refused turn (402) writes nothing but its security event.
+        return replace(turn, reservation=await self._budgets.reserve(session=session, turn=turn))
 
     async def stream(self, turn: AdmittedTurn) -> AsyncGenerator[TurnEvent]:
         """The turn's events, ending with TurnClosed (or TurnRefused when it could not even
@@ -168,12 +172,15 @@ class ChatService:
         await self._guard.drain(timeout_s)
 
     async def _drive(self, turn: AdmittedTurn, emit: Callable[[TurnEvent | None], None]) -> None:
-        progress = TurnProgress(CallLedger(self._registry.pricer), turn.resolved)
+        progress = TurnProgress(
+            CallLedger(self._registry.pricer), turn.resolved, reservation=turn.reservation
+        )
         spans = self._trace(turn)
         try:
             try:
                 started, history = await self._open_uninterrupted(turn, progress)
             except ChatterError as exc:  # e.g. the conversation was deleted meanwhile
+                await self._release(turn)
                 spans.failed(exc.code)
                 emit(TurnRefused(exc))
                 return
@@ -189,11 +196,16 @@ class ChatService:
                 emit(TurnRefused(InternalError(UNRECORDED)))
         except Exception:  # a bug or a database failure before the turn opened
             log.exception("turn_open_failed")
+            await self._release(turn)
             spans.failed("internal_error")
             emit(TurnRefused(InternalError("The turn could not be started.")))
         finally:
             spans.end(progress.ledger.records, progress.tools)
             emit(None)
+
+    async def _release(self, turn: AdmittedTurn) -> None:
+        if self._budgets is not None:
+            await self._budgets.release(turn.reservation)
 
     def _trace(self, turn: AdmittedTurn) -> TurnTrace:
         return TurnTrace(
@@ -242,7 +254,8 @@ class ChatService:
             await self._close_interrupted(started, progress, exc, None)
             raise
         # The closer runs the close to its end even if we are cancelled while it commits.
-        return await self._closer.close(started, progress, Outcome(ExecutionStatus.COMPLETED))
+        completed = Outcome(ExecutionStatus.COMPLETED, progress.notice)
+        return await self._closer.close(started, progress, completed)
 
     async def _run(
         self,
@@ -263,7 +276,9 @@ class ChatService:
                 if isinstance(event, WorkflowFinished):
                     progress.result_text = event.result.final_text
                     return
-                if pending is not None:
+                # The end of the call's own node is not more work: the call may still be
+                # the turn's last.
+                if pending is not None and not isinstance(event, NodeFinished):
                     await self._guard.run(self._record_call(started, progress, pending))
                     pending = None
                 if isinstance(event, ToolCallRequested):
@@ -275,9 +290,10 @@ class ChatService:
                     else:
                         pending = event.record
                     tools_requested = False
-                elif isinstance(event, ToolCallFinished):
-                    progress.tools.append(event.record)
-                yield event
+                _note(started, progress, event)
+                # The limit is on record (the execution says so), not streamed.
+                if not isinstance(event, ToolIterationLimitReached):
+                    yield event
 
     async def _open(self, turn: AdmittedTurn) -> tuple[TurnStarted, list[Message]]:
         """One transaction: the user message, the running execution, and the history the
@@ -286,9 +302,13 @@ class ChatService:
             conversation = turn.conversation or await self._new_conversation(session, turn)
             appended = await append_messages(session, conversation.id, _input_drafts(turn))
             execution = WorkflowExecution(
+                # Chosen at admission when the turn holds a reservation (it names it).
+                id=turn.reservation.execution_id if turn.reservation else new_id(),
                 user_id=turn.user.id,
                 conversation_id=conversation.id,
-                workflow_name=turn.workflow,
+                workflow_name=turn.workflow[:64],
+                definition_id=turn.definition_id,
+                definition_version=turn.definition_version,
                 provider=turn.resolved.provider,
                 model=turn.resolved.model,
                 status=ExecutionStatus.RUNNING.value,
@@ -335,25 +355,18 @@ class ChatService:
         history: list[Message],
         ledger: CallLedger,
     ) -> WorkflowRun:
-        tools = await self._tools.tools() if turn.workflow in TOOL_WORKFLOWS else {}
-        client = turn.request.client
-        context = RunContext(
-            resolved=turn.resolved,
-            chat_model=self._registry.chat_model(turn.resolved, turn.options),
-            ledger=ledger,
-            tools=tools,
-            max_tool_iterations=self._llm.max_tool_iterations,
-            user_id=turn.user.id,
-            conversation_id=started.conversation.id,
-            client_tools=client.tools if client else (),
-            client_tool_choice=provider_tool_choice(
-                turn.resolved.config.kind, client.tool_choice if client else None
-            ),
+        names = turn.compiled.tool_names  # what its model nodes name; None: all
+        tools = await self._tools.tools(names) if names is None or names else {}
+        return workflow_run(
+            turn,
+            started.conversation.id,
+            history,
+            ledger,
+            self._registry,
+            tools,
+            self._llm,
+            self._tool_limits,
         )
-        if client is not None:
-            return WorkflowRun(turn.workflow, client.model_input(), context)
-        messages = to_langchain(history, turn.system_prompt, with_tools=bool(context.tools))
-        return WorkflowRun(turn.workflow, messages, context)
 
     async def _record_call(
         self, started: TurnStarted, progress: TurnProgress, record: ModelCallRecord
@@ -367,8 +380,11 @@ class ChatService:
                     # Recovered by another worker (this one missed its lease): its totals
                     # are summed; a row added now would not be in them. Stop the turn.
                     raise ExecutionInterrupted(RECOVERED)
+                # The node events so far ride along in this commit (no statement of their own).
+                nodes = list(progress.node_events)
                 events = await llm_calls.record_calls(session, started.execution, [record], tools)
-                await self._publisher.commit(session, events)
+                await self._publisher.commit(session, [*nodes, *events])
+                del progress.node_events[: len(nodes)]
         except ExecutionInterrupted:
             raise
         except BaseException:
@@ -391,6 +407,18 @@ class ChatService:
         progress.ledger.interrupt_open_calls(call_status, reason)
         log.warning("turn_interrupted", status=status.value, error=reason)
         return await self._closer.close(started, progress, Outcome(status, reason, error))
+
+
+def _note(started: TurnStarted, progress: TurnProgress, event: object) -> None:
+    """Keep what the close needs from a run's event."""
+    if isinstance(event, ToolCallFinished):
+        progress.tools.append(event.record)
+    elif isinstance(event, NodeStarted | NodeFinished):
+        if isinstance(event, NodeFinished):
+            progress.node_timings.append(event.timing())
+        progress.node_events.append(node_event(started.execution, event))
+    elif isinstance(event, ToolIterationLimitReached):
+        progress.notice = event.notice
 
 
 def _input_drafts(turn: AdmittedTurn) -> list[MessageDraft]:

@@ -8,6 +8,8 @@ from chatter.errors import ChatterError
 from chatter.storage.models import Conversation, Message, WorkflowExecution
 from chatter.workflows.events import (
     ModelCallFinished,
+    NodeFinished,
+    NodeStarted,
     TextDelta,
     ToolCallFinished,
     ToolCallRequested,
@@ -47,6 +49,8 @@ TurnEvent = (
     | ToolCallRequested
     | ToolCallFinished
     | ModelCallFinished
+    | NodeStarted
+    | NodeFinished
     | TurnClosed
     | TurnRefused
 )

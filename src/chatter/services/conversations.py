@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatter.domain.clock import utcnow
 from chatter.domain.enums import ConversationStatus, ExecutionStatus, UserRole
 from chatter.domain.ids import is_valid_id
-from chatter.errors import BadRequest, Conflict, NotFound
+from chatter.errors import BadRequest, Conflict, Forbidden, NotFound
 from chatter.events.publisher import EventPublisher
 from chatter.services.pagination import Page, decode_cursor, encode_cursor
 from chatter.services.security_events import access_denied
@@ -109,8 +109,14 @@ class ConversationService:
         limit: int,
         cursor: str | None,
         status: ConversationStatus | None,
+        all_users: bool = False,
     ) -> Page[Conversation]:
-        query = select(Conversation).where(Conversation.user_id == user.id)
+        """The user's conversations, newest first; with `all_users`, everyone's (admins)."""
+        query = select(Conversation)
+        if all_users and user.role != UserRole.ADMIN.value:
+            raise Forbidden("Only admins may list every user's conversations.")
+        if not all_users:
+            query = query.where(Conversation.user_id == user.id)
         if status is not None:
             query = query.where(Conversation.status == status.value)
         if cursor is not None:

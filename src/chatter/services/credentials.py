@@ -51,7 +51,11 @@ class TokenClaims:
     token_type: TokenType
     token_id: str
     expires_at: datetime
+    # The refresh-token family: one per login, shared by the access tokens issued with it,
+    # so ending the family (logout, reuse) ends those access tokens too.
     family_id: str | None = None
+    # The user's `token_version` when issued; a token of an older version is refused.
+    version: int = 0
 
 
 class TokenIssuer:
@@ -64,17 +68,18 @@ class TokenIssuer:
         self.refresh_ttl = refresh_ttl
 
     def issue(
-        self, subject: str, token_type: TokenType, *, family_id: str | None = None
+        self, subject: str, token_type: TokenType, *, family_id: str | None = None, version: int = 0
     ) -> tuple[str, TokenClaims]:
         now = utcnow()
         ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
-        claims = TokenClaims(subject, token_type, new_id(), now + ttl, family_id)
+        claims = TokenClaims(subject, token_type, new_id(), now + ttl, family_id, version)
         payload: dict[str, Any] = {
             "sub": subject,
             "typ": token_type,
             "jti": claims.token_id,
             "iat": now,
             "exp": claims.expires_at,
+            "ver": version,
         }
         if family_id is not None:
             payload["fam"] = family_id
@@ -107,7 +112,9 @@ class TokenIssuer:
             token_type=expected_type,
             token_id=str(payload["jti"]),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), tz=utcnow().tzinfo),
-            family_id=payload.get("fam"),
+            family_id=_text_or_none(payload.get("fam")),
+            # Tokens issued before versions existed carry none: version 0, the default.
+            version=payload["ver"] if isinstance(payload.get("ver"), int) else 0,
         )
 
     def _verified_payload(self, token: str, *, verify_exp: bool) -> dict[str, Any]:

@@ -17,7 +17,16 @@ from chatter.storage.models import ApiKey
 
 CredentialKind = Literal["access_token", "api_key", "refresh_token"]
 LoginFailure = Literal["unknown_email", "bad_password", "inactive"]
-Resource = Literal["conversation", "execution", "api_key", "trace"]
+Resource = Literal[
+    "conversation", "execution", "api_key", "trace", "workflow_definition", "admin_api"
+]
+AccountChange = Literal[
+    EventType.PASSWORD_CHANGED,
+    EventType.SESSIONS_ENDED,
+    EventType.USER_DEACTIVATED,
+    EventType.USER_REACTIVATED,
+    EventType.USER_ROLE_CHANGED,
+]
 
 
 def login_succeeded(correlation_id: str | None, user_id: str) -> DomainEvent:
@@ -68,4 +77,48 @@ def access_denied(
         EventType.ACCESS_DENIED,
         correlation_id,
         data={"resource": resource, "id": resource_id, "caller_user_id": user_id},
+    )
+
+
+def account_changed(
+    correlation_id: str | None,
+    change: AccountChange,
+    user_id: str,
+    actor_user_id: str,
+    **data: str,
+) -> DomainEvent:
+    """A change to `user_id`'s account (its sessions, password, status or role), made by
+    `actor_user_id` (the user themselves, or an admin)."""
+    return DomainEvent(
+        change, correlation_id, user_id=user_id, data={"actor_user_id": actor_user_id, **data}
+    )
+
+
+RateLimitScope = Literal["requests", "tokens", "login", "register"]
+RateLimitSubject = Literal["user", "api_key", "account", "ip"]
+
+
+def rate_limited(
+    correlation_id: str | None,
+    scope: RateLimitScope,
+    subject: RateLimitSubject,
+    *,
+    limit: int,
+    retry_after: int,
+    user_id: str | None = None,
+    detail: dict[str, str] | None = None,
+) -> DomainEvent:
+    """A refusal by a rate limit or a login lockout. `detail`: what was counted (an API
+    key's public prefix, the normalised email, the client address), never a secret."""
+    return DomainEvent(
+        EventType.RATE_LIMITED,
+        correlation_id,
+        user_id=user_id,
+        data={
+            "scope": scope,
+            "subject": subject,
+            "limit": limit,
+            "retry_after": retry_after,
+            **(detail or {}),
+        },
     )

@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chatter.domain.budgets import Reservation
 from chatter.domain.enums import ExecutionStatus, MessageRole, MessageStatus
+from chatter.domain.events import DomainEvent
 from chatter.domain.usage import Usage, total_usage
 from chatter.errors import ChatterError, ExecutionInterrupted, NotFound
 from chatter.events.publisher import EventPublisher
 from chatter.observability.logging import get_logger
 from chatter.providers.registry import ResolvedModel
+from chatter.services.budget_settlement import settle
 from chatter.services.chat_events import TurnClosed, TurnStarted
 from chatter.services.completion import CompletionGuard
 from chatter.services.turn_events import execution_finished, turn_closed
@@ -56,6 +59,13 @@ class TurnProgress:
     recorded_calls: set[str] = field(default_factory=set)  # ids of calls already stored
     recording_uncertain: bool = False  # a call's write failed: it may have committed
     result_text: str | None = None
+    # Per-node steps: stored on the execution by the close; their lifecycle events wait
+    # for the turn's next commit (a call's row, or the close).
+    node_timings: list[dict[str, Any]] = field(default_factory=list)
+    node_events: list[DomainEvent] = field(default_factory=list)
+    # Said on the execution of a turn that completed anyway (e.g. the tool iteration limit).
+    notice: str | None = None
+    reservation: Reservation | None = None  # settled by the close
 
 
 @dataclass(frozen=True)
@@ -105,7 +115,8 @@ class TurnCloser:
                 session, started, progress, uncertain=progress.recording_uncertain
             )
             tools = progress.tools[progress.tools_recorded :]
-            events = await llm_calls.record_calls(session, started.execution, unrecorded, tools)
+            events = list(progress.node_events)
+            events += await llm_calls.record_calls(session, started.execution, unrecorded, tools)
             # Every tool this turn ran is stored by now (before its next call, or just above),
             # unless a failed write leaves that unknown.
             known_tools = None if progress.recording_uncertain else len(progress.tools)
@@ -115,6 +126,7 @@ class TurnCloser:
                 outcome.status,
                 outcome.reason,
                 tool_calls=known_tools,
+                node_timings=progress.node_timings,
             )
             if closed is not None:
                 drafts = _closing_messages(started, progress, records, outcome)
@@ -127,6 +139,9 @@ class TurnCloser:
                     execution, messages, conversation, outcome.error, closed.rollup
                 )
                 await rollups.record_completion(session, closed.rollup)
+                events += await settle(
+                    session, progress.reservation, correlation_id=started.correlation_id
+                )
             else:
                 # Recovery closed it first (this worker's heartbeat was late by more than
                 # the lease) and applied the recorded usage; applying ours too would count
@@ -189,6 +204,9 @@ class TurnCloser:
                 return
             events += execution_finished(closed.execution, None, closed.rollup)
             await rollups.record_completion(session, closed.rollup)
+            events += await settle(
+                session, progress.reservation, correlation_id=started.correlation_id
+            )
             await self._publisher.commit(session, events)
 
 
@@ -229,10 +247,12 @@ def _closing_messages(
             usage=usage,
             fields={
                 **common,
-                "error": outcome.reason,
+                # A completed turn's reason is a notice for the execution, not an error.
+                "error": None if outcome.status is ExecutionStatus.COMPLETED else outcome.reason,
                 "tool_calls": _tool_calls_json(progress.tools) or _requested_json(progress),
-                "provider_used": progress.resolved.provider,
-                "model_used": progress.resolved.model,
+                # The model that wrote the answer (a workflow node may name its own).
+                "provider_used": records[-1].provider if records else progress.resolved.provider,
+                "model_used": records[-1].model if records else progress.resolved.model,
                 "response_time_ms": int((time.monotonic() - progress.started) * 1000),
                 "time_to_first_token_ms": records[0].time_to_first_token_ms if records else None,
                 "finish_reason": records[-1].finish_reason if records else None,

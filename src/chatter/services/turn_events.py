@@ -12,6 +12,7 @@ from chatter.domain.events import DomainEvent, EventType
 from chatter.errors import ChatterError
 from chatter.storage.models import Conversation, Message, WorkflowExecution
 from chatter.storage.rollups import TOKEN_KINDS, Deltas
+from chatter.workflows.events import NodeFinished, NodeStarted
 
 TOKEN_FIELDS = (
     "prompt_tokens",
@@ -152,6 +153,16 @@ def workflow_finished(execution: WorkflowExecution, error: ChatterError | None) 
     elif status is ExecutionStatus.CANCELLED:
         data["reason"] = execution.error
     return _event(execution, _CLOSING_TYPE[status], data)
+
+
+def node_event(execution: WorkflowExecution, event: NodeStarted | NodeFinished) -> DomainEvent:
+    """`node_started` / `node_finished`: written with the turn's next commit (see
+    docs/workflows.md), so they are in the outbox like every other event."""
+    if isinstance(event, NodeStarted):
+        return _event(execution, EventType.NODE_STARTED, {"node": event.node, "type": event.type})
+    timing = event.timing()
+    timing.pop("started_at_ns")
+    return _event(execution, EventType.NODE_FINISHED, timing)
 
 
 def message_created(execution: WorkflowExecution, message: Message) -> DomainEvent:

@@ -137,7 +137,7 @@ class TurnTrace:
         )
         if tool.status != "succeeded":
             span.set_attribute(c.ERROR_TYPE, "tool_error")
-            span.set_status(Status(StatusCode.ERROR))
+            span.set_status(Status(StatusCode.ERROR, tool.error))
         span.end(end_time=tool.ended_at_ns or None)
 
 

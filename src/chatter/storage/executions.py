@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +38,7 @@ async def finish_execution(
     error: str | None,
     *,
     tool_calls: int | None = None,
+    node_timings: list[dict[str, Any]] | None = None,
 ) -> Closed | None:
     """Close a running execution with totals summed from its LLM call rows; None when it
     was not running any more. `tool_calls`: how many tool rows it has, when the caller
@@ -72,6 +74,8 @@ async def finish_execution(
             cached_tokens=usage.cached_tokens,
             reasoning_tokens=usage.reasoning_tokens,
             total_cost=usage.cost,
+            # In the same UPDATE: per-node timings cost the close no statement.
+            **({"node_timings": node_timings} if node_timings else {}),
             **fit(WorkflowExecution, {"error": error}),
         )
         .returning(WorkflowExecution)

@@ -81,6 +81,9 @@ class ToolUse(Protocol):
     @property
     def latency_ms(self) -> int: ...
 
+    @property
+    def error(self) -> str | None: ...
+
 
 async def record_calls(
     session: AsyncSession,
@@ -130,6 +133,7 @@ def tool_call_row(execution_id: str, correlation_id: str, record: ToolUse) -> di
         "arguments": record.arguments,
         "result": record.result,
         "status": record.status,
+        "error": record.error,
         "latency_ms": record.latency_ms,
         "correlation_id": correlation_id,
     }
@@ -182,5 +186,6 @@ def tool_called(execution: WorkflowExecution, tool: ToolUse) -> DomainEvent:
             "status": "ok" if tool.status == "succeeded" else "error",
             "result": tool.result[:TOOL_RESULT_IN_EVENT],
             "result_truncated": len(tool.result) > TOOL_RESULT_IN_EVENT,
+            "error": tool.error[:TOOL_RESULT_IN_EVENT] if tool.error else None,
         },
     )

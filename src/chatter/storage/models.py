@@ -75,8 +75,21 @@ class User(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="user", nullable=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    # Carried in every access and refresh token; bumping it (password change, deactivation,
+    # logout everywhere) ends all of the user's sessions at once.
+    token_version: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0"), nullable=False
+    )
+    # Set with the user's spend budget (storage/budgets.py): a turn of a user without one
+    # costs no budget query, since this row is read to authenticate anyway.
+    has_budget: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false"), nullable=False
+    )
     created_at: Mapped[datetime] = _created_at()
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by admins; NULL is the server's default (CHATTER_RATE_LIMITS__...).
+    rate_limit_requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_tokens_per_minute: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiKey(Base):
@@ -155,7 +168,12 @@ class WorkflowExecution(TokenColumns, Base):
     # What the turn resolved to; its calls' own provider and model are on their rows.
     provider: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(128))
-    workflow_definition_id: Mapped[str | None] = mapped_column(String(26))
+    # The stored definition and version it ran (None for a built-in template, named by
+    # workflow_name). The column keeps the name it had since the first schema.
+    definition_id: Mapped[str | None] = mapped_column("workflow_definition_id", String(26))
+    definition_version: Mapped[int | None] = mapped_column(Integer)
+    # One entry per node step: node, type, status, duration_ms and its calls' usage.
+    node_timings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="running", nullable=False, index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -167,6 +185,36 @@ class WorkflowExecution(TokenColumns, Base):
     # The worker (`workers.id`) running it; None on rows from before workers had ids. No
     # foreign key: a dead worker's row is deleted once its executions are recovered.
     owner_id: Mapped[str | None] = mapped_column(String(26))
+
+
+class WorkflowDefinitionRow(Base):
+    """A user's workflow definition; its body lives in immutable versions. Deleting it is
+    soft: executions keep referring to its versions."""
+
+    __tablename__ = "workflow_definitions"
+    __table_args__ = (Index("ix_workflow_definitions_user_updated", "user_id", "updated_at"),)
+
+    id: Mapped[str] = _id_column()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    description: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    current_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WorkflowDefinitionVersion(Base):
+    """One immutable version of a definition: its body as given (JSON)."""
+
+    __tablename__ = "workflow_definition_versions"
+
+    definition_id: Mapped[str] = mapped_column(
+        ForeignKey("workflow_definitions.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
 
 
 class Worker(Base):
@@ -257,6 +305,7 @@ class ToolInvocation(Base):
     arguments: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     result: Mapped[str] = mapped_column(Text, default="", nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed (migration 0007)
     latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
     correlation_id: Mapped[str] = mapped_column(String(128), nullable=False)
     created_at: Mapped[datetime] = _created_at()

@@ -43,6 +43,7 @@ class ToolCallRecord:
     latency_ms: int
     started_at_ns: int = 0  # wall clock, ns since the epoch (trace spans)
     ended_at_ns: int = 0
+    error: str | None = None  # why it failed (the model got it as the result, too)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,64 @@ class ModelCallFinished:
 
 
 @dataclass(frozen=True)
+class NodeStarted:
+    node: str
+    type: str
+
+
+@dataclass(frozen=True)
+class NodeFinished:
+    """A node's step: how long it took and the usage of the model calls it made."""
+
+    node: str
+    type: str
+    duration_ms: int
+    status: str  # "succeeded" | "failed"
+    usage: Usage
+    llm_calls: int
+    started_at_ns: int = 0
+
+    def timing(self) -> dict[str, Any]:
+        """As stored in the execution's `node_timings` (JSON)."""
+        return {
+            "node": self.node,
+            "type": self.type,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "started_at_ns": self.started_at_ns,
+            "llm_calls": self.llm_calls,
+            **usage_json(self.usage),
+        }
+
+
+def usage_json(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cost": format(usage.cost.normalize(), "f") if usage.cost else "0",
+        "currency": usage.currency,
+    }
+
+
+@dataclass(frozen=True)
+class ToolIterationLimitReached:
+    """The model made its last permitted call with tools; this call must answer without."""
+
+    node: str
+    limit: int
+
+    @property
+    def notice(self) -> str:
+        return (
+            f"Tool iteration limit reached: {self.limit} model calls used tools "
+            "(CHATTER_LLM__MAX_TOOL_ITERATIONS); the last call had to answer without them."
+        )
+
+
+@dataclass(frozen=True)
 class WorkflowResult:
     """The end of a run: the messages it added and the sum of its calls' usage."""
 
@@ -89,5 +148,12 @@ class WorkflowFinished:
 
 
 WorkflowEvent = (
-    TextDelta | ToolCallRequested | ToolCallFinished | ModelCallFinished | WorkflowFinished
+    TextDelta
+    | ToolCallRequested
+    | ToolCallFinished
+    | ModelCallFinished
+    | NodeStarted
+    | NodeFinished
+    | ToolIterationLimitReached
+    | WorkflowFinished
 )

@@ -1,40 +1,59 @@
-"""Built-in workflow templates: graphs as data for the one executor."""
+"""Built-in workflow templates: definitions as data, compiled like any user's."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from langgraph.graph import END, START, StateGraph
-
-from chatter.workflows.nodes.model import model_node
-from chatter.workflows.nodes.tools import route_after_model, tools_node
-from chatter.workflows.state import WorkflowState
+from chatter.workflows.definition import WorkflowDefinition
 
 CHAT = "chat"
 CHAT_WITH_TOOLS = "chat_with_tools"
+SUMMARIZE_THEN_ANSWER = "summarize_then_answer"
+
+_TEMPLATES: list[dict[str, Any]] = [
+    {
+        "name": CHAT,
+        "description": "One model call answers the conversation.",
+        "nodes": [{"id": "model", "type": "model", "config": {}}],
+        "edges": [],
+        "entry": "model",
+    },
+    {
+        "name": CHAT_WITH_TOOLS,
+        "description": "The model may call every tool of the catalog, in a loop, then answers.",
+        "nodes": [
+            {"id": "model", "type": "model", "config": {"tools": None}},
+            {
+                "id": "route",
+                "type": "conditional",
+                "config": {
+                    "branches": [{"label": "tools", "when": {"check": "has_tool_calls"}}],
+                    "default": "done",
+                },
+            },
+            {"id": "tools", "type": "tools", "config": {}},
+        ],
+        "edges": [
+            {"source": "model", "target": "route"},
+            {"source": "route", "target": "tools", "condition": "tools"},
+            {"source": "tools", "target": "model"},
+        ],
+        "entry": "model",
+    },
+    {
+        "name": SUMMARIZE_THEN_ANSWER,
+        "description": "Long histories are first cut to a summary plus the last 6 messages, "
+        "then the model answers.",
+        "nodes": [
+            {"id": "memory", "type": "memory", "config": {"keep_last": 6, "summarize": True}},
+            {"id": "model", "type": "model", "config": {}},
+        ],
+        "edges": [{"source": "memory", "target": "model"}],
+        "entry": "memory",
+    },
+]
 
 
-def _chat() -> Any:
-    graph = StateGraph(WorkflowState)
-    graph.add_node("model", model_node)
-    graph.add_edge(START, "model")
-    graph.add_edge("model", END)
-    return graph.compile()
-
-
-def _chat_with_tools() -> Any:
-    graph = StateGraph(WorkflowState)
-    graph.add_node("model", model_node)
-    graph.add_node("tools", tools_node)
-    graph.add_edge(START, "model")
-    graph.add_conditional_edges("model", route_after_model, {"tools": "tools", "__end__": END})
-    graph.add_edge("tools", "model")
-    return graph.compile()
-
-
-def builtin_templates() -> dict[str, Any]:
-    """Compiled once at startup; per-run inputs travel in the run's config."""
-    return {CHAT: _chat(), CHAT_WITH_TOOLS: _chat_with_tools()}
-
-
-TOOL_WORKFLOWS = frozenset({CHAT_WITH_TOOLS})
+def builtin_templates() -> dict[str, WorkflowDefinition]:
+    definitions = [WorkflowDefinition.model_validate(raw) for raw in _TEMPLATES]
+    return {definition.name: definition for definition in definitions}

@@ -21,6 +21,8 @@ from chatter.api.deps import ContainerDep, CorrelationId, SessionDep
 from chatter.errors import Unauthorized
 from chatter.services.chat_events import TurnEvent
 from chatter.services.compat_turns import TurnResult
+from chatter.services.credentials import parse_api_key_prefix
+from chatter.services.rate_limits import Admission
 from chatter.storage.models import User
 
 router = APIRouter(prefix="/v1", tags=["anthropic-compatible"], route_class=AnthropicRoute)
@@ -63,6 +65,28 @@ async def anthropic_user(
     return user
 
 
+async def anthropic_admission(
+    request: Request,
+    user: Annotated[User, Depends(anthropic_user)],
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    api_key: Annotated[str | None, Depends(api_key_header)],
+) -> Admission:
+    """The rate limits of /api/v1/chat, counted for the key the call came with."""
+    secret = api_key or (credentials.credentials if credentials is not None else None)
+    admission = await container.rate_limits.admit(
+        session=session,
+        user=user,
+        api_key_prefix=parse_api_key_prefix(secret) if secret else None,
+        correlation_id=correlation_id,
+    )
+    if admission.quota is not None:
+        request.state.rate_limit_headers = admission.quota.headers()
+    return admission
+
+
 @router.post(
     "/messages",
     response_model=None,
@@ -72,6 +96,7 @@ async def anthropic_user(
 async def create_message(
     body: MessagesIn,
     user: Annotated[User, Depends(anthropic_user)],
+    admission: Annotated[Admission, Depends(anthropic_admission)],
     container: ContainerDep,
     session: SessionDep,
     correlation_id: CorrelationId,
@@ -83,7 +108,7 @@ async def create_message(
         session=session, user=user, request=request, correlation_id=correlation_id
     )
     model = f"{turn.resolved.provider}/{turn.resolved.model}"
-    events = container.compat.stream(turn)
+    events = container.rate_limits.metered(admission, container.compat.stream(turn))
     if body.stream:
         writer = EventWriter(model)
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
+from chatter.api.rate_limiting import client_address
 from chatter.api.schemas.auth import (
     ApiKeyCreatedOut,
     ApiKeyCreateIn,
     ApiKeyOut,
     LoginIn,
+    PasswordChangeIn,
     RefreshIn,
     RegisterIn,
     TokenPairOut,
     UserOut,
 )
-from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
+from chatter.api.schemas.common import DATABASE_RESPONSES, RATE_LIMITED, error_responses
 from chatter.services.auth import TokenPair
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=DATABASE_RESPONSES)
@@ -30,22 +32,48 @@ def _pair_out(pair: TokenPair) -> TokenPairOut:
 
 
 @router.post(
-    "/register", status_code=status.HTTP_201_CREATED, responses=error_responses(403, 409, 422)
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses={**error_responses(403, 409, 422), **RATE_LIMITED},
 )
-async def register(body: RegisterIn, container: ContainerDep, session: SessionDep) -> UserOut:
+async def register(
+    body: RegisterIn,
+    request: Request,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
+) -> UserOut:
+    await container.login_throttle.check_register(
+        session=session, client=client_address(request), correlation_id=correlation_id
+    )
     user = await container.accounts.register(
         session=session, email=body.email, password=body.password, display_name=body.display_name
     )
     return UserOut.model_validate(user)
 
 
-@router.post("/login", responses=error_responses(401, 422))
+@router.post("/login", responses={**error_responses(401, 422), **RATE_LIMITED})
 async def login(
-    body: LoginIn, container: ContainerDep, session: SessionDep, correlation_id: CorrelationId
+    body: LoginIn,
+    request: Request,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
 ) -> TokenPairOut:
-    pair = await container.auth.login(
-        session=session, email=body.email, password=body.password, correlation_id=correlation_id
-    )
+    """Too many failures for an account or from an address lock it out for a while (429,
+    whatever the password): see docs/limits.md."""
+    async with container.login_throttle.attempt(
+        session=session,
+        email=body.email,
+        client=client_address(request),
+        correlation_id=correlation_id,
+    ):
+        pair = await container.auth.login(
+            session=session,
+            email=body.email,
+            password=body.password,
+            correlation_id=correlation_id,
+        )
     return _pair_out(pair)
 
 
@@ -67,6 +95,39 @@ async def logout(
         session=session, refresh_token=body.refresh_token, correlation_id=correlation_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
+async def logout_everywhere(
+    user: CurrentUser, container: ContainerDep, session: SessionDep, correlation_id: CorrelationId
+) -> Response:
+    """End every session of the caller: all access and refresh tokens stop working at once
+    (API keys are not sessions: revoke them one by one)."""
+    await container.auth.logout_everywhere(
+        session=session, user=user, correlation_id=correlation_id
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/password", responses=error_responses(401, 422))
+async def change_password(
+    body: PasswordChangeIn,
+    user: CurrentUser,
+    container: ContainerDep,
+    session: SessionDep,
+    correlation_id: CorrelationId,
+) -> TokenPairOut:
+    """Change the caller's password. Every session ends (this one too); the answer is a new
+    session's tokens. 422 `wrong_password` for a wrong current password, `weak_password`
+    when the new one breaks the policy."""
+    pair = await container.auth.change_password(
+        session=session,
+        user=user,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        correlation_id=correlation_id,
+    )
+    return _pair_out(pair)
 
 
 @router.get("/me", responses=error_responses(401))

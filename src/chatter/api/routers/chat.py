@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
+from chatter.api.input_limits import check_input
+from chatter.api.rate_limiting import RateLimitAdmission
 from chatter.api.schemas.chat import ChatIn, ChatOut, ExecutionOut
-from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
+from chatter.api.schemas.common import DATABASE_RESPONSES, RATE_LIMITED, error_responses
 from chatter.api.schemas.conversations import ConversationOut, MessageOut
 from chatter.api.sse import sse_stream
 from chatter.errors import ChatterError
@@ -42,25 +46,31 @@ def chat_out(closed: TurnClosed) -> ChatOut:
     )
 
 
-@router.post("/chat", responses=error_responses(400, 401, 404, 409, 422, 502))
+@router.post(
+    "/chat", responses={**error_responses(400, 401, 402, 404, 409, 422, 502), **RATE_LIMITED}
+)
 async def chat(
     body: ChatIn,
     user: CurrentUser,
+    admission: RateLimitAdmission,
     container: ContainerDep,
     session: SessionDep,
     correlation_id: CorrelationId,
 ) -> ChatOut:
     """Run one chat turn and answer with the stored messages, usage and execution."""
+    check_input(body, container.settings.limits)
     turn = await container.chat.admit(
         session=session, user=user, request=chat_request(body), correlation_id=correlation_id
     )
     closed: TurnClosed | None = None
     # The non-streaming turn drains the same stream as /chat/stream: one execution path.
-    async for event in container.chat.stream(turn):
-        if isinstance(event, TurnRefused):
-            raise event.error
-        if isinstance(event, TurnClosed):
-            closed = event
+    events = container.rate_limits.metered(admission, container.chat.stream(turn))
+    async with aclosing(events):
+        async for event in events:
+            if isinstance(event, TurnRefused):
+                raise event.error
+            if isinstance(event, TurnClosed):
+                closed = event
     assert closed is not None
     if closed.error is not None:
         raise turn_error(closed, closed.error)
@@ -72,23 +82,26 @@ async def chat(
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
-        **error_responses(400, 401, 404, 422),
+        **error_responses(400, 401, 402, 404, 422),
+        **RATE_LIMITED,
     },
 )
 async def chat_stream(
     body: ChatIn,
     user: CurrentUser,
+    admission: RateLimitAdmission,
     container: ContainerDep,
     session: SessionDep,
     correlation_id: CorrelationId,
 ) -> EventSourceResponse:
     """Run one chat turn as Server-Sent Events: start, delta, tool_call, tool_result, usage,
     then done (or error). Bad input is refused with a JSON error before the stream starts."""
+    check_input(body, container.settings.limits)
     turn = await container.chat.admit(
         session=session, user=user, request=chat_request(body), correlation_id=correlation_id
     )
     return EventSourceResponse(
-        sse_stream(container.chat.stream(turn)),
+        sse_stream(container.rate_limits.metered(admission, container.chat.stream(turn))),
         ping=container.settings.llm.sse_ping_s,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
+from chatter.api.input_limits import PageLimit, check_input
 from chatter.api.schemas.common import DATABASE_RESPONSES, PageOut, error_responses
 from chatter.api.schemas.conversations import (
     ConversationCreateIn,
@@ -23,7 +24,7 @@ router = APIRouter(
     prefix="/api/v1/conversations", tags=["conversations"], responses=DATABASE_RESPONSES
 )
 
-Limit = Annotated[int, Query(ge=1, le=100, description="Page size, at most 100.")]
+Limit = PageLimit
 Cursor = Annotated[
     str | None,
     Query(
@@ -39,12 +40,13 @@ Cursor = Annotated[
 async def create_conversation(
     body: ConversationCreateIn, user: CurrentUser, container: ContainerDep, session: SessionDep
 ) -> ConversationOut:
+    check_input(body, container.settings.limits)
     draft = ConversationDraft(**body.model_dump())
     conversation = await container.conversations.create(session=session, user=user, draft=draft)
     return ConversationOut.model_validate(conversation)
 
 
-@router.get("", responses=error_responses(400, 401, 422))
+@router.get("", responses=error_responses(400, 401, 403, 422))
 async def list_conversations(
     user: CurrentUser,
     container: ContainerDep,
@@ -52,9 +54,18 @@ async def list_conversations(
     limit: Limit = 20,
     cursor: Cursor = None,
     status: ConversationStatus | None = None,
+    all_users: Annotated[
+        bool,
+        Query(alias="all", description="Every user's conversations (admins only; others: 403)."),
+    ] = False,
 ) -> PageOut[ConversationOut]:
     page = await container.conversations.list(
-        session=session, user=user, limit=limit, cursor=cursor, status=status
+        session=session,
+        user=user,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        all_users=all_users,
     )
     items = [ConversationOut.model_validate(c) for c in page.items]
     return PageOut[ConversationOut](items=items, next_cursor=page.next_cursor)
@@ -83,6 +94,7 @@ async def update_conversation(
     session: SessionDep,
     correlation_id: CorrelationId,
 ) -> ConversationOut:
+    check_input(body, container.settings.limits)
     changes = body.model_dump(exclude_unset=True)
     if "status" in changes and changes["status"] is None:
         raise BadRequest("status cannot be null.", details={"field": "status"})

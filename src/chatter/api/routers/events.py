@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.input_limits import PageLimit
 from chatter.api.schemas.common import DATABASE_RESPONSES, PageOut, error_responses
 from chatter.api.schemas.events import EventOut
 from chatter.domain.events import EventCategory, EventFilter, EventType
@@ -114,7 +115,7 @@ async def event_history(
     container: ContainerDep,
     session: SessionDep,
     criteria: Criteria,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size, at most 100.")] = 50,
+    limit: PageLimit = 50,
     cursor: Annotated[
         str | None,
         Query(min_length=1, max_length=512, description="`next_cursor` of the last page."),

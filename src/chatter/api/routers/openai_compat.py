@@ -23,6 +23,7 @@ from chatter.api.compat.openai_wire import (
 )
 from chatter.api.compat.streaming import conversation_headers, event_stream
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
+from chatter.api.rate_limiting import RateLimitAdmission
 from chatter.services.chat_events import TurnEvent
 from chatter.services.compat_turns import TurnResult
 
@@ -50,6 +51,7 @@ STREAM = (
 async def chat_completions(
     body: ChatCompletionIn,
     user: CurrentUser,
+    admission: RateLimitAdmission,
     container: ContainerDep,
     session: SessionDep,
     correlation_id: CorrelationId,
@@ -61,7 +63,7 @@ async def chat_completions(
         session=session, user=user, request=request, correlation_id=correlation_id
     )
     model = f"{turn.resolved.provider}/{turn.resolved.model}"
-    events = container.compat.stream(turn)
+    events = container.rate_limits.metered(admission, container.compat.stream(turn))
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         writer = ChunkWriter(model, include_usage=include_usage)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.input_limits import PageLimit
 from chatter.api.schemas.common import DATABASE_RESPONSES, PageOut, error_responses
 from chatter.api.schemas.webhooks import (
     WebhookAttemptOut,
@@ -20,7 +21,7 @@ from chatter.services.webhooks import DeliveryLog
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], responses=DATABASE_RESPONSES)
 
-Limit = Annotated[int, Query(ge=1, le=100, description="Page size, at most 100.")]
+Limit = PageLimit
 Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the last page.")]
 
 

@@ -64,3 +64,13 @@ class ApiKeyOut(ApiModel):
 
 class ApiKeyCreatedOut(ApiKeyOut):
     key: str = Field(description="The full key. It is shown only in this response.")
+
+
+class PasswordChangeIn(RequestModel):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(
+        min_length=8,
+        max_length=256,
+        description="At least CHATTER_SECURITY__PASSWORD_MIN_LENGTH characters (10 by "
+        "default), not the email, not a common password (422 `weak_password`).",
+    )

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from chatter.api.input_limits import limited
 from chatter.api.schemas.common import (
     NUMBER_ONLY,
     ApiModel,
@@ -14,13 +15,12 @@ from chatter.api.schemas.common import (
     RequestModel,
     TokenCountsOut,
 )
-from chatter.api.schemas.conversations import WORKFLOW_NAME, ConversationOut, MessageOut
-
-MAX_MESSAGE_CHARS = 100_000
+from chatter.api.schemas.conversations import WORKFLOW_REF, ConversationOut, MessageOut
 
 
 class ChatIn(RequestModel):
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    # Length limits come from settings (CHATTER_LIMITS__...), stated in the document.
+    message: str = Field(min_length=1, json_schema_extra=limited("max_message_chars"))
     conversation_id: str | None = Field(default=None, max_length=64)
     provider: str | None = Field(
         default=None,
@@ -36,9 +36,14 @@ class ChatIn(RequestModel):
         description="A model of that provider; a model the provider does not offer is a 400.",
     )
     workflow: str | None = Field(
-        default=None, pattern=WORKFLOW_NAME, description='"chat" or "chat_with_tools"'
+        default=None,
+        pattern=WORKFLOW_REF,
+        description="A template name (GET /api/v1/workflows/templates) or the id of one of "
+        "your workflow definitions (another user's is a 404).",
     )
-    system_prompt: str | None = Field(default=None, max_length=20_000)
+    system_prompt: str | None = Field(
+        default=None, json_schema_extra=limited("max_system_prompt_chars")
+    )
     temperature: Annotated[float, Field(ge=0, le=2), NUMBER_ONLY] | None = Field(
         default=None, description="Above the provider's own limit (Anthropic: 1) is a 400."
     )
@@ -50,6 +55,23 @@ class ChatIn(RequestModel):
         if not value.strip():
             raise ValueError("message must not be blank")
         return value
+
+
+class NodeTimingOut(BaseModel):
+    """One node step of an execution."""
+
+    node: str
+    type: str
+    status: str
+    duration_ms: int
+    llm_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost: Money
+    currency: str
 
 
 class ExecutionOut(TokenCountsOut):
@@ -65,6 +87,9 @@ class ExecutionOut(TokenCountsOut):
     total_cost: Money
     error: str | None
     correlation_id: str
+    definition_id: str | None = None
+    definition_version: int | None = None
+    node_timings: list[NodeTimingOut] | None = None
 
 
 class LLMCallOut(TokenCountsOut):
@@ -94,6 +119,7 @@ class ToolCallOut(ApiModel):
     arguments: dict[str, Any]
     result: str
     status: str
+    error: str | None = None
     latency_ms: int
     created_at: datetime
 

@@ -156,6 +156,7 @@ class ErrorResponse(BaseModel):
 ERROR_DESCRIPTIONS = {
     400: "Refused: an unknown provider or model, an invalid cursor, a rule of the route.",
     401: "Missing, invalid, expired or revoked credentials.",
+    402: "A spend budget would be exceeded (`budget_exceeded`); nothing was run or stored.",
     403: "Not allowed on this server.",
     404: "Not found, or not yours.",
     409: "In conflict with the current state.",
@@ -179,3 +180,24 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # Every route that reaches the database can find its connections all busy (api/errors.py).
 DATABASE_RESPONSES = error_responses(503)
+
+
+def _rate_header(description: str) -> dict[str, Any]:
+    return {"description": description, "required": False, "schema": {"type": "string"}}
+
+
+# Routes behind a rate limit (docs/limits.md): 429 with `Retry-After`, and the `RateLimit-*`
+# headers of the window that refused (absent for login lockouts, which have no window).
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorResponse,
+        "description": "Rate limited (`rate_limited`): retry after `Retry-After` seconds "
+        "(also `details.retry_after`).",
+        "headers": {
+            **RETRY_AFTER,
+            "RateLimit-Limit": _rate_header("The window's limit."),
+            "RateLimit-Remaining": _rate_header("What is left of it."),
+            "RateLimit-Reset": _rate_header("Seconds until the window ends."),
+        },
+    }
+}

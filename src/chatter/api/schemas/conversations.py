@@ -8,18 +8,23 @@ from typing import Any
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
+from chatter.api.input_limits import limited
 from chatter.api.schemas.common import Money, RequestModel, TokenCountsOut
 from chatter.domain.enums import ConversationStatus
 
 WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+# A template name, or the id of one of your workflow definitions.
+WORKFLOW_REF = r"^([a-z][a-z0-9_]{0,63}|[0-9A-HJKMNP-TV-Z]{26})$"
 
 
 class ConversationCreateIn(RequestModel):
-    title: str | None = Field(default=None, max_length=200)
+    title: str | None = Field(default=None, json_schema_extra=limited("max_title_chars"))
     default_provider: str | None = Field(default=None, max_length=64)
     default_model: str | None = Field(default=None, max_length=128)
-    default_system_prompt: str | None = Field(default=None, max_length=20_000)
-    default_workflow: str | None = Field(default=None, pattern=WORKFLOW_NAME)
+    default_system_prompt: str | None = Field(
+        default=None, json_schema_extra=limited("max_system_prompt_chars")
+    )
+    default_workflow: str | None = Field(default=None, pattern=WORKFLOW_REF)
 
 
 class ConversationUpdateIn(ConversationCreateIn):

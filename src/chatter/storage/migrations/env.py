@@ -9,7 +9,11 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from chatter.settings import Settings
-from chatter.storage import rollup_tables  # noqa: F401 - its tables join the metadata
+from chatter.storage import (
+    budget_tables,  # noqa: F401 - its tables join the metadata
+    rollup_tables,  # noqa: F401 - its tables join the metadata
+    tool_servers,  # noqa: F401 - its table joins the metadata
+)
 from chatter.storage.db import create_engine
 from chatter.storage.models import Base
 

@@ -5,13 +5,25 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.config import get_stream_writer
 
+from chatter.observability.logging import get_logger
 from chatter.workflows.events import ToolCallFinished, ToolCallRecord
-from chatter.workflows.state import WorkflowState, node_name, run_context
+from chatter.workflows.state import RunContext, WorkflowState, node_name, run_context
+from chatter.workflows.tools.caller import ToolCaller, caller_config
+from chatter.workflows.tools.mcp import call_timeout
+from chatter.workflows.tools.results import (
+    arguments_size,
+    describe_error,
+    result_text,
+    truncate,
+)
+
+log = get_logger("chatter.tools")
 
 
 async def tools_node(state: WorkflowState, config: RunnableConfig) -> dict[str, Any]:
@@ -23,7 +35,7 @@ async def tools_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
     records: list[ToolCallRecord] = []
     calls = last.tool_calls if isinstance(last, AIMessage) else []
     for call in calls:
-        record = await _run_tool(context.tools.get(call["name"]), node, call)
+        record = await _run_tool(context.tools.get(call["name"]), node, call, context)
         emit(ToolCallFinished(record))
         records.append(record)
         messages.append(
@@ -37,32 +49,46 @@ async def tools_node(state: WorkflowState, config: RunnableConfig) -> dict[str, 
     return {"messages": messages, "tool_records": records}
 
 
-async def _run_tool(tool: BaseTool | None, node: str, call: Any) -> ToolCallRecord:
+async def _run_tool(
+    tool: BaseTool | None, node: str, call: Any, context: RunContext
+) -> ToolCallRecord:
+    """Run one call within the run's limits. A tool that is unknown, refuses its arguments,
+    raises or times out becomes an error result for the model; it never fails the turn."""
+    limits = context.tool_limits
     started = time.monotonic()
     started_at_ns = time.time_ns()
-    status = "succeeded"
-    if tool is None:
-        result, status = f"Error: unknown tool '{call['name']}'.", "failed"
+    arguments: dict[str, Any] = dict(call["args"])
+    size = arguments_size(arguments)
+    error: str | None = None
+    result = ""
+    if size > limits.max_argument_chars:
+        error = f"arguments too large ({size} characters; at most {limits.max_argument_chars})"
+        arguments = {"_omitted": f"{size} characters of arguments, over the limit"}
+    elif tool is None:
+        error = f"unknown tool '{call['name']}'"
     else:
+        caller = caller_config(ToolCaller(context.user_id, context.conversation_id))
+        timeout_s = call_timeout(tool, limits.timeout_s)
         try:
-            result = str(await tool.ainvoke(call["args"]))
+            with anyio.move_on_after(timeout_s) as deadline:
+                result = result_text(await tool.ainvoke(arguments, config=caller))
+            if deadline.cancelled_caught:
+                error = f"the tool did not answer within {timeout_s:g} s"
         except Exception as exc:  # a tool failure is reported to the model, not raised
-            result, status = f"Error: {exc}", "failed"
+            error = describe_error(exc)
+    if error is not None:
+        result = f"Error: {error}"
+        log.warning("tool_call_failed", tool=call["name"], error=error)
+    elapsed = time.monotonic() - started
     return ToolCallRecord(
         tool_call_id=call["id"] or "",
         node=node,
         name=call["name"],
-        arguments=dict(call["args"]),
-        result=result,
-        status=status,
-        latency_ms=int((time.monotonic() - started) * 1000),
+        arguments=arguments,
+        result=truncate(result, limits.max_result_chars),
+        status="succeeded" if error is None else "failed",
+        latency_ms=int(elapsed * 1000),
         started_at_ns=started_at_ns,
-        ended_at_ns=started_at_ns + int((time.monotonic() - started) * 1e9),
+        ended_at_ns=started_at_ns + int(elapsed * 1e9),
+        error=None if error is None else truncate(error, limits.max_result_chars),
     )
-
-
-def route_after_model(state: WorkflowState) -> str:
-    last = state["messages"][-1]
-    if isinstance(last, AIMessage) and last.tool_calls:
-        return "tools"
-    return "__end__"
