@@ -9,7 +9,10 @@ Adding a route is ONE line in `MATRIX`: `("GET", "/api/v1/things/{thing_id}"): 4
 status user B must get for user A's resource (404 for resources: no existence leak; 403 for
 admin-only routes). Path parameters are filled by name from `World.ids`, so a route over a
 new kind of resource also needs that resource made for A in `make_world` (one `ids[...] =`
-line). A route that needs no authentication goes in `PUBLIC` instead.
+line; a parameter that names no secret of A's, such as a version number, goes in `FIXED`). A
+POST/PUT/PATCH route is sent `BODIES[route]` (a valid body, so the answer is about access, not
+validation), else `{"title": "taken over"}`. A route that needs no authentication goes in
+`PUBLIC` instead.
 
 User B also lists: `LISTS` names the list routes whose answers must never contain A's ids.
 """
@@ -48,6 +51,41 @@ MATRIX: dict[tuple[str, str], int] = {
     ("POST", "/api/v1/admin/users/{user_id}/reactivate"): 403,
     ("PUT", "/api/v1/admin/users/{user_id}/role"): 403,
     ("DELETE", "/api/v1/admin/api-keys/{key_id}"): 403,
+    ("GET", "/api/v1/admin/users/{user_id}/budget"): 403,
+    ("PUT", "/api/v1/admin/users/{user_id}/budget"): 403,
+    ("GET", "/api/v1/admin/users/{user_id}/usage"): 403,
+    ("GET", "/api/v1/admin/users/{user_id}/rate-limits"): 403,
+    ("PUT", "/api/v1/admin/users/{user_id}/rate-limits"): 403,
+    ("DELETE", "/api/v1/tool-servers/{name}"): 403,
+    ("GET", "/api/v1/workflows/definitions/{definition_id}"): 404,
+    ("PUT", "/api/v1/workflows/definitions/{definition_id}"): 404,
+    ("DELETE", "/api/v1/workflows/definitions/{definition_id}"): 404,
+    ("GET", "/api/v1/workflows/definitions/{definition_id}/versions/{version}"): 404,
+    ("POST", "/api/v1/workflows/definitions/{definition_id}/execute"): 404,
+    ("POST", "/api/v1/workflows/definitions/{definition_id}/execute/stream"): 404,
+}
+
+# Path parameters that are not A's secrets (so not looked for in B's lists).
+FIXED = {"version": "1", "name": "access_matrix_server"}
+
+# A minimal valid workflow definition (one model node).
+DEFINITION: dict[str, Any] = {
+    "name": "access_matrix",
+    "nodes": [{"id": "answer", "type": "model"}],
+    "entry": "answer",
+}
+
+# Valid bodies for the routes that take one (others get {"title": "taken over"}).
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PUT", "/api/v1/admin/users/{user_id}/role"): {"role": "admin"},
+    ("PUT", "/api/v1/admin/users/{user_id}/budget"): {"daily_tokens": 1},
+    ("PUT", "/api/v1/admin/users/{user_id}/rate-limits"): {"requests_per_minute": 1},
+    ("PUT", "/api/v1/workflows/definitions/{definition_id}"): {
+        **DEFINITION,
+        "name": "taken_over",
+    },
+    ("POST", "/api/v1/workflows/definitions/{definition_id}/execute"): {"input": "hi"},
+    ("POST", "/api/v1/workflows/definitions/{definition_id}/execute/stream"): {"input": "hi"},
 }
 
 # Ids in request bodies or queries rather than paths: (method, path, body or query).
@@ -68,6 +106,9 @@ LISTS: list[tuple[str, dict[str, str]]] = [
     ("/api/v1/events/history", {"correlation_id": "{correlation_id}"}),
     ("/api/v1/monitoring/workflows", {}),
     ("/api/v1/analytics/summary", {}),
+    ("/api/v1/workflows/definitions", {}),
+    ("/api/v1/workflows/executions", {}),
+    ("/api/v1/workflows/executions", {"definition_id": "{definition_id}"}),
 ]
 
 # Routes anyone may call (no credentials): not part of the deactivated-user sweep.
@@ -108,6 +149,17 @@ async def make_world(client: httpx.AsyncClient, owner: Credentials) -> World:
         "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=headers
     )
     assert webhook.status_code == 201, webhook.text
+    definition = await client.post(
+        "/api/v1/workflows/definitions", json=DEFINITION, headers=headers
+    )
+    assert definition.status_code == 201, definition.text
+    definition_id = definition.json()["id"]
+    run = await client.post(
+        f"/api/v1/workflows/definitions/{definition_id}/execute",
+        json={"input": "hello"},
+        headers=headers,
+    )
+    assert run.status_code == 200, run.text
     ids = {
         "conversation_id": chat.json()["conversation"]["id"],
         "execution_id": chat.json()["execution"]["id"],
@@ -115,18 +167,20 @@ async def make_world(client: httpx.AsyncClient, owner: Credentials) -> World:
         "webhook_id": webhook.json()["id"],
         "key_id": owner.api_key_id,
         "user_id": owner.actor.id,
+        "definition_id": definition_id,
+        "workflow_execution_id": run.json()["execution"]["id"],
     }
     return World(owner, ids)
 
 
 def filled(template: str, world: World) -> str:
-    return template.format(**world.ids)
+    return template.format(**world.ids, **FIXED)
 
 
 def body_for(method: str, path: str) -> dict[str, Any] | None:
     if method not in ("POST", "PUT", "PATCH"):
         return None
-    return {"role": "admin"} if path.endswith("/role") else {"title": "taken over"}
+    return BODIES.get((method, path), {"title": "taken over"})
 
 
 def test_every_route_with_a_path_parameter_is_in_the_matrix(app: FastAPI) -> None:
@@ -165,6 +219,12 @@ async def test_another_user_gets_404_for_every_resource_and_never_lists_it(
         kept = await client.get(filled(template, world), headers=owner_headers)
         assert kept.status_code == 200
         assert kept.json().get("title") != "taken over"
+    kept = await client.get(
+        filled("/api/v1/workflows/definitions/{definition_id}", world), headers=owner_headers
+    )
+    assert kept.status_code == 200
+    assert (kept.json()["current_version"], kept.json()["deleted"]) == (1, False)
+    assert kept.json()["definition"]["name"] == DEFINITION["name"]
     assert (await client.get(f"{AUTH}/me", headers=bearer(world.owner.api_key))).status_code == 200
 
     secret_ids = set(world.ids.values()) - {intruder.id}
@@ -175,8 +235,13 @@ async def test_another_user_gets_404_for_every_resource_and_never_lists_it(
         leaked = [value for value in secret_ids if value in json.dumps(listed.json())]
         assert not leaked, (path, params, leaked)
         # The owner's own answer does show them (the check above is not vacuous).
-    owner_list = await client.get("/api/v1/conversations", headers=owner_headers)
-    assert world.ids["conversation_id"] in json.dumps(owner_list.json())
+    for path, key in (
+        ("/api/v1/conversations", "conversation_id"),
+        ("/api/v1/workflows/definitions", "definition_id"),
+        ("/api/v1/workflows/executions", "workflow_execution_id"),
+    ):
+        owner_list = await client.get(path, headers=owner_headers)
+        assert world.ids[key] in json.dumps(owner_list.json()), path
 
 
 async def test_a_deactivated_user_gets_401_everywhere(
