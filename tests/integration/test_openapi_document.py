@@ -169,6 +169,8 @@ def test_errors_use_the_error_shape(document: dict[str, Any]) -> None:
                 continue
             ref = response["content"]["application/json"]["schema"]["$ref"]
             expected = COMPAT_ERRORS.get(key[1], "#/components/schemas/ErrorResponse")
+            if status == "413":  # refused at the ASGI edge, before any route: Chatter's shape
+                expected = "#/components/schemas/ErrorResponse"
             assert ref == expected, (key, status)
     assert "HTTPValidationError" not in document["components"]["schemas"]
     body = schema(document, "ErrorBody")
