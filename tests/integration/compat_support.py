@@ -24,7 +24,10 @@ ALIASES = {"fast": "openai/gpt-4o-mini", "claude": "anthropic/claude-3-5-haiku-l
 
 
 def compat_settings(
-    database_url: str, openai_fake: FakeOpenAIServer, anthropic_fake: FakeAnthropicServer
+    database_url: str,
+    openai_fake: FakeOpenAIServer,
+    anthropic_fake: FakeAnthropicServer,
+    **overrides: object,
 ) -> Settings:
     return make_settings(
         database_url,
@@ -33,6 +36,7 @@ def compat_settings(
         anthropic_base_url=anthropic_fake.base_url,
         anthropic_api_key="test-key",
         model_aliases=ALIASES,
+        **overrides,
     )
 
 
