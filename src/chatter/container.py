@@ -90,7 +90,12 @@ class Container:
     @cached_property
     def compat(self) -> CompatTurns:
         """The OpenAI- and Anthropic-compatible endpoints' turns (through `chat`)."""
-        return CompatTurns(self.chat, self.providers, self.settings.model_aliases)
+        return CompatTurns(
+            self.chat,
+            self.providers,
+            self.settings.model_aliases,
+            self.settings.limits.max_message_chars,
+        )
 
     @property
     def worker_id(self) -> str:

@@ -6,7 +6,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from chatter.workflows.definition import Condition
+from chatter.workflows.compiler import compile_definition
+from chatter.workflows.definition import Condition, WorkflowDefinition
 from chatter.workflows.executor import WorkflowExecutor
 from chatter.workflows.nodes.conditional import holds
 from chatter.workflows.nodes.memory import _cut
@@ -54,3 +55,40 @@ def test_templates_compile_and_loops_get_room_by_default() -> None:
     assert executor.template("chat_with_tools").tool_names is None
     assert executor.template("chat").tool_names == frozenset()
     assert executor.iteration_limit(executor.template("chat")) == 34
+
+
+def test_compiled_workflows_say_what_a_budget_must_reserve_for() -> None:
+    templates = {name: compile_definition(body) for name, body in builtin_templates().items()}
+    assert (templates["chat"].model_calls, templates["chat"].cyclic) == (1, False)
+    assert templates["chat_with_tools"].cyclic  # bounded by its tool rounds
+    assert templates["summarize_then_answer"].model_calls == 2
+    loop = WorkflowDefinition.model_validate(
+        {
+            "name": "loop",
+            "nodes": [
+                {"id": "write", "type": "model", "config": {"tools": [], "max_tokens": 4000}},
+                {
+                    "id": "again",
+                    "type": "conditional",
+                    "config": {
+                        "branches": [
+                            {
+                                "label": "more",
+                                "when": {"check": "model_call_count", "op": "<", "value": 3},
+                            }
+                        ],
+                        "default": "stop",
+                    },
+                },
+                {"id": "stop", "type": "end", "config": {}},
+            ],
+            "edges": [
+                {"source": "write", "target": "again"},
+                {"source": "again", "target": "write", "condition": "more"},
+                {"source": "again", "target": "stop", "condition": "stop"},
+            ],
+            "entry": "write",
+        }
+    )
+    compiled = compile_definition(loop)
+    assert (compiled.cyclic, compiled.max_node_output) == (True, 4000)

@@ -4,6 +4,7 @@ turn may make, priced like a finished call would be."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -14,7 +15,7 @@ from chatter.domain.budgets import Amount
 from chatter.domain.usage import TokenCounts
 from chatter.providers.pricing import Pricer
 from chatter.providers.registry import ResolvedModel
-from chatter.providers.tokens import count_message_tokens
+from chatter.providers.tokens import count_message_tokens, count_tokens
 from chatter.services.client_turn import ClientTurn
 from chatter.services.history import load_recent, to_langchain
 from chatter.settings import BudgetSettings, LLMSettings
@@ -57,6 +58,9 @@ class TurnPlan(Protocol):
     @property
     def correlation_id(self) -> str: ...
 
+    @property
+    def iteration_limit(self) -> int: ...
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -78,7 +82,10 @@ async def estimate(
     with_tools = compiled.tool_names is None or bool(compiled.tool_names)
     client = plan.request.client
     if client is not None:  # a compatible endpoint's turn: the model sees the client's list
+        # The declared tool schemas are sent with every call too.
         prompt = count_message_tokens(client.model_input())
+        if client.tools:
+            prompt += count_tokens(json.dumps(client.tools))
         return _priced(plan, prompt, 1, pricer, budgets)
     history = []
     if plan.conversation is not None:
@@ -94,7 +101,10 @@ async def estimate(
     # Each model node (and summarising memory node) calls once; with tools, once per tool
     # round and once more to answer.
     rounds = llm.max_tool_iterations + 1 if with_tools else 1
-    return _priced(plan, prompt, compiled.model_calls * rounds, pricer, budgets)
+    calls = compiled.model_calls * rounds
+    if compiled.cyclic and not with_tools:  # a loop of its own: at most a call per step
+        calls = max(calls, plan.iteration_limit)
+    return _priced(plan, prompt, calls, pricer, budgets)
 
 
 def _priced(
@@ -102,6 +112,8 @@ def _priced(
 ) -> Estimate:
     """`calls` model calls, each with the prompt and the request's output bound."""
     output = plan.request.max_tokens or budgets.default_reserve_output_tokens
+    # A node's own max_tokens replaces the request's: the larger bounds every call.
+    output = max(output, plan.compiled.max_node_output or 0)
     tokens = TokenCounts(prompt * calls, output * calls)
     config = plan.resolved.config
     price = pricer.price(

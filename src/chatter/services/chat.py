@@ -142,6 +142,7 @@ class ChatService:
             compiled,
             runnable.definition_id if runnable else None,
             runnable.version if runnable else None,
+            iteration_limit=self._executor.iteration_limit(compiled),
         )
         if self._budgets is None:
             return turn
@@ -342,7 +343,8 @@ class ChatService:
         return TurnStarted(conversation, user_message, execution, turn.correlation_id), history
 
     async def _new_conversation(self, session: AsyncSession, turn: AdmittedTurn) -> Conversation:
-        title = turn.request.message.strip().splitlines()[0][:TITLE_LENGTH] or None
+        lines = turn.request.message.strip().splitlines()
+        title = lines[0][:TITLE_LENGTH] if lines else None
         conversation = Conversation(user_id=turn.user.id, title=title)
         session.add(conversation)
         await session.flush()
@@ -381,10 +383,12 @@ class ChatService:
                     # are summed; a row added now would not be in them. Stop the turn.
                     raise ExecutionInterrupted(RECOVERED)
                 # The node events so far ride along in this commit (no statement of their own).
+                # Taken before the commit: one that fails may still have committed them, and
+                # a node event published twice would be two outbox rows (lifecycle only).
                 nodes = list(progress.node_events)
+                del progress.node_events[: len(nodes)]
                 events = await llm_calls.record_calls(session, started.execution, [record], tools)
                 await self._publisher.commit(session, [*nodes, *events])
-                del progress.node_events[: len(nodes)]
         except ExecutionInterrupted:
             raise
         except BaseException:

@@ -94,9 +94,14 @@ class TurnResult:
 
 class CompatTurns:
     def __init__(
-        self, chat: ChatService, registry: ProviderRegistry, aliases: Mapping[str, str]
+        self,
+        chat: ChatService,
+        registry: ProviderRegistry,
+        aliases: Mapping[str, str],
+        max_message_chars: int,
     ) -> None:
         self._chat = chat
+        self._max_message_chars = max_message_chars
         self._registry = registry
         self._aliases = dict(aliases)
 
@@ -143,6 +148,7 @@ class CompatTurns:
         tools, then ChatService's own admission (the conversation is yours, ...)."""
         resolved = self.resolve(request.model)
         check_messages(request.messages)
+        self._check_lengths(request.messages)
         options = ModelOptions(request.temperature, request.max_tokens, request.top_p, request.stop)
         self._check_tools(resolved, options, request)
         client = ClientTurn(
@@ -166,6 +172,16 @@ class CompatTurns:
         return await self._chat.admit(
             session=session, user=user, request=chat_request, correlation_id=correlation_id
         )
+
+    def _check_lengths(self, messages: list[InputMessage]) -> None:
+        """CHATTER_LIMITS__MAX_MESSAGE_CHARS, as on /api/v1/chat: refused before any work."""
+        bound = self._max_message_chars
+        for index, message in enumerate(messages):
+            if len(message.content) > bound:
+                raise BadRequest(
+                    f"messages[{index}] is longer than {bound} characters.",
+                    details={"message": index, "max_message_chars": bound},
+                )
 
     def stream(self, turn: AdmittedTurn) -> AsyncGenerator[TurnEvent]:
         return self._chat.stream(turn)

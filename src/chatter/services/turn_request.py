@@ -53,6 +53,7 @@ class AdmittedTurn:
     definition_id: str | None = None  # a stored definition's id and version; None: template
     definition_version: int | None = None
     reservation: Reservation | None = None  # held against the user's budget until the close
+    iteration_limit: int = 0  # node steps the run may take (bounds a budget's estimate)
 
 
 def workflow_run(

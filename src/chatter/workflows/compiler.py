@@ -41,6 +41,10 @@ class CompiledWorkflow:
     # Model calls of one pass through the graph (model nodes and summarising memory nodes):
     # what a budget reserves for, per tool round.
     model_calls: int = 1
+    # A cycle that no tool round bounds makes up to one call per node step (the iteration
+    # limit); and the largest max_tokens a node sets bounds each call's output.
+    cyclic: bool = False
+    max_node_output: int | None = None
 
 
 def compile_definition(definition: WorkflowDefinition) -> CompiledWorkflow:
@@ -69,6 +73,15 @@ def compile_definition(definition: WorkflowDefinition) -> CompiledWorkflow:
         tool_names=_tool_names(definition),
         max_iterations=definition.max_iterations,
         model_calls=_model_calls(definition),
+        cyclic=_has_cycle(definition),
+        max_node_output=max(
+            (
+                config.max_tokens
+                for config in map(node_config, definition.nodes)
+                if isinstance(config, ModelNodeConfig) and config.max_tokens is not None
+            ),
+            default=None,
+        ),
     )
 
 
@@ -81,6 +94,24 @@ def _model_calls(definition: WorkflowDefinition) -> int:
         ):
             calls += 1
     return max(calls, 1)
+
+
+def _has_cycle(definition: WorkflowDefinition) -> bool:
+    targets: dict[str, list[str]] = {}
+    for edge in definition.edges:
+        targets.setdefault(edge.source, []).append(edge.target)
+    done: set[str] = set()
+
+    def reaches_itself(node: str, path: set[str]) -> bool:
+        if node in path:
+            return True
+        if node in done:
+            return False
+        found = any(reaches_itself(target, path | {node}) for target in targets.get(node, []))
+        done.add(node)
+        return found
+
+    return any(reaches_itself(node.id, set()) for node in definition.nodes)
 
 
 def _function(node: NodeSpec) -> NodeFunction:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.deps import AdminUser, ContainerDep, SessionDep
 from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 from chatter.api.schemas.rate_limits import RateLimitsIn, RateLimitsOut
 from chatter.services.rate_limits import UserRateLimits
@@ -24,7 +24,7 @@ def _out(limits: UserRateLimits) -> RateLimitsOut:
 
 @router.get("/{user_id}/rate-limits", responses=error_responses(401, 403, 404))
 async def get_rate_limits(
-    user_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+    user_id: str, user: AdminUser, container: ContainerDep, session: SessionDep
 ) -> RateLimitsOut:
     """The user's rate limits in force and the admin's overrides (admins only)."""
     limits = await container.rate_limits.user_limits(session=session, admin=user, user_id=user_id)
@@ -35,7 +35,7 @@ async def get_rate_limits(
 async def set_rate_limits(
     user_id: str,
     body: RateLimitsIn,
-    user: CurrentUser,
+    user: AdminUser,
     container: ContainerDep,
     session: SessionDep,
 ) -> RateLimitsOut:

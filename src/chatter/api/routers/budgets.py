@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chatter.api.deps import ContainerDep, CurrentUser, SessionDep
+from chatter.api.deps import AdminUser, ContainerDep, CurrentUser, SessionDep
 from chatter.api.schemas.budgets import BudgetIn, BudgetOut, UsageReportOut
 from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 from chatter.domain.enums import UserRole
@@ -23,7 +23,7 @@ def _require_admin(user: User) -> None:
 
 @router.put("/admin/users/{user_id}/budget", responses=error_responses(401, 403, 404, 422))
 async def set_budget(
-    user_id: str, body: BudgetIn, user: CurrentUser, container: ContainerDep, session: SessionDep
+    user_id: str, body: BudgetIn, user: AdminUser, container: ContainerDep, session: SessionDep
 ) -> BudgetOut:
     """Set (replace) a user's spend budget. Admins only. Turns already admitted keep
     their reservations; the new limits apply from the next admission."""
@@ -35,7 +35,7 @@ async def set_budget(
 
 @router.get("/admin/users/{user_id}/budget", responses=error_responses(401, 403, 404))
 async def get_budget(
-    user_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+    user_id: str, user: AdminUser, container: ContainerDep, session: SessionDep
 ) -> BudgetOut:
     """A user's budget (every limit null: none set). Admins only."""
     _require_admin(user)
@@ -45,7 +45,7 @@ async def get_budget(
 
 @router.get("/admin/users/{user_id}/usage", responses=error_responses(401, 403, 404))
 async def get_user_usage(
-    user_id: str, user: CurrentUser, container: ContainerDep, session: SessionDep
+    user_id: str, user: AdminUser, container: ContainerDep, session: SessionDep
 ) -> UsageReportOut:
     """A user's budget and spend today and this month (UTC). Admins only."""
     _require_admin(user)

@@ -14,9 +14,11 @@ from chatter.api.schemas.chat import ChatIn, ChatOut, ExecutionOut
 from chatter.api.schemas.common import DATABASE_RESPONSES, RATE_LIMITED, error_responses
 from chatter.api.schemas.conversations import ConversationOut, MessageOut
 from chatter.api.sse import sse_stream
+from chatter.container import Container
 from chatter.errors import ChatterError
-from chatter.services.chat import ChatRequest
+from chatter.services.chat import AdmittedTurn, ChatRequest
 from chatter.services.chat_events import TurnClosed, TurnRefused
+from chatter.services.rate_limits import Admission
 
 router = APIRouter(prefix="/api/v1", tags=["chat"], responses=DATABASE_RESPONSES)
 
@@ -62,8 +64,13 @@ async def chat(
     turn = await container.chat.admit(
         session=session, user=user, request=chat_request(body), correlation_id=correlation_id
     )
+    return await answered_turn(container, admission, turn)
+
+
+async def answered_turn(container: Container, admission: Admission, turn: AdmittedTurn) -> ChatOut:
+    """Run an admitted turn to its end: the non-streaming routes drain the same stream as
+    the streaming ones (one execution path), counted in the rate limits' windows."""
     closed: TurnClosed | None = None
-    # The non-streaming turn drains the same stream as /chat/stream: one execution path.
     events = container.rate_limits.metered(admission, container.chat.stream(turn))
     async with aclosing(events):
         async for event in events:
@@ -100,6 +107,13 @@ async def chat_stream(
     turn = await container.chat.admit(
         session=session, user=user, request=chat_request(body), correlation_id=correlation_id
     )
+    return streamed_turn(container, admission, turn)
+
+
+def streamed_turn(
+    container: Container, admission: Admission, turn: AdmittedTurn
+) -> EventSourceResponse:
+    """An admitted turn as Server-Sent Events (rate-limit metered)."""
     return EventSourceResponse(
         sse_stream(container.rate_limits.metered(admission, container.chat.stream(turn))),
         ping=container.settings.llm.sse_ping_s,

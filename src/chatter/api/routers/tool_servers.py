@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
+from chatter.api.deps import AdminUser, ContainerDep, CorrelationId, SessionDep
 from chatter.api.schemas.common import DATABASE_RESPONSES, error_responses
 from chatter.api.schemas.tool_servers import ToolServerIn, ToolServerOut
 from chatter.services.tool_servers import ToolServerDraft, ToolServerView
@@ -19,7 +19,7 @@ ServerName = Annotated[str, Path(max_length=MAX_SERVER_NAME, pattern=r"^[a-z0-9_
 @router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(401, 403, 409, 422))
 async def register_tool_server(
     body: ToolServerIn,
-    user: CurrentUser,
+    user: AdminUser,
     container: ContainerDep,
     session: SessionDep,
     correlation_id: CorrelationId,
@@ -44,7 +44,7 @@ async def register_tool_server(
 
 @router.get("", responses=error_responses(401, 403))
 async def list_tool_servers(
-    user: CurrentUser, container: ContainerDep, session: SessionDep
+    user: AdminUser, container: ContainerDep, session: SessionDep
 ) -> list[ToolServerOut]:
     """Every registered server with its tools and status."""
     views = await container.tool_servers.list(session=session, user=user)
@@ -56,7 +56,7 @@ async def list_tool_servers(
 )
 async def delete_tool_server(
     name: ServerName,
-    user: CurrentUser,
+    user: AdminUser,
     container: ContainerDep,
     session: SessionDep,
     correlation_id: CorrelationId,

@@ -3,7 +3,6 @@ response and SSE events as /api/v1/chat) and the execution history."""
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,7 +11,7 @@ from sse_starlette import EventSourceResponse
 from chatter.api.deps import ContainerDep, CorrelationId, CurrentUser, SessionDep
 from chatter.api.input_limits import check_input
 from chatter.api.rate_limiting import RateLimitAdmission
-from chatter.api.routers.chat import chat_out, turn_error
+from chatter.api.routers.chat import answered_turn, streamed_turn
 from chatter.api.routers.workflows import Cursor, DefinitionId, Limit
 from chatter.api.schemas.chat import ChatOut, ExecutionOut
 from chatter.api.schemas.common import (
@@ -23,9 +22,7 @@ from chatter.api.schemas.common import (
     error_responses,
 )
 from chatter.api.schemas.workflows import ExecuteIn
-from chatter.api.sse import sse_stream
 from chatter.domain.enums import ExecutionStatus
-from chatter.services.chat_events import TurnClosed, TurnRefused
 from chatter.services.execution_history import execution_history
 from chatter.services.turn_request import ChatRequest
 
@@ -62,18 +59,7 @@ async def execute_definition(
         request=_request(definition_id, body),
         correlation_id=correlation_id,
     )
-    closed: TurnClosed | None = None
-    events = container.rate_limits.metered(admission, container.chat.stream(turn))
-    async with aclosing(events):
-        async for event in events:
-            if isinstance(event, TurnRefused):
-                raise event.error
-            if isinstance(event, TurnClosed):
-                closed = event
-    assert closed is not None
-    if closed.error is not None:
-        raise turn_error(closed, closed.error)
-    return chat_out(closed)
+    return await answered_turn(container, admission, turn)
 
 
 @router.post(
@@ -102,11 +88,7 @@ async def execute_definition_stream(
         request=_request(definition_id, body),
         correlation_id=correlation_id,
     )
-    return EventSourceResponse(
-        sse_stream(container.rate_limits.metered(admission, container.chat.stream(turn))),
-        ping=container.settings.llm.sse_ping_s,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return streamed_turn(container, admission, turn)
 
 
 @router.get("/executions", responses=error_responses(400, 401, 422))

@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from chatter.api.input_limits import limited
 from chatter.api.schemas.common import RequestModel
@@ -86,3 +86,10 @@ class ExecuteIn(RequestModel):
     @classmethod
     def _finite_numbers(cls, data: Any) -> Any:
         return _finite(data)
+
+    @field_validator("input")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("input must not be blank")
+        return value
