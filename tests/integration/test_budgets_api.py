@@ -81,6 +81,7 @@ async def test_only_admins_and_known_users(
         {"daily_cost": "abc"},
         {"daily_cost": 0.5},
         {"daily_cost": "1e3"},
+        {"daily_cost": "056445469129820.864"},  # does not fit an exact money column
         {"currency": "usd"},
         {"alert_thresholds": [0]},
         {"alert_thresholds": [1.5]},

@@ -17,12 +17,14 @@ MAX_TOKENS_LIMIT = 10**15
 CURRENCY_CODE = r"^[A-Z]{3}$"
 # An amount as the API writes money: a decimal string that fits the Money columns
 # (NUMERIC(28, 10)), never a float.
-DECIMAL_TEXT = r"^[0-9]{1,18}(\.[0-9]{1,10})?$"
+# Up to 99,999,999.9999999999: money is stored exactly (on SQLite in units of 1e-10, a
+# 64-bit integer), so a larger limit would not fit; no budget needs more.
+DECIMAL_TEXT = r"^[0-9]{1,8}(\.[0-9]{1,10})?$"
 
 
 def _text_only(value: object) -> object:
     if not isinstance(value, str) or re.fullmatch(DECIMAL_TEXT, value) is None:
-        raise ValueError('an amount is a decimal string, e.g. "12.50"')
+        raise ValueError('an amount is a decimal string of at most 8 integer digits, e.g. "12.50"')
     return value
 
 
