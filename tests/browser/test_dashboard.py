@@ -179,7 +179,7 @@ async def assert_fits_the_viewport(page: Any) -> None:
     """Polled: wait_for_function would `eval` its predicate in the page, which the page's CSP
     (rightly) forbids. On failure, names the elements whose content is wider than their box."""
     fits = "document.documentElement.scrollWidth <= window.innerWidth"
-    for _ in range(50):
+    for _ in range(150):  # up to 15 s: on a loaded CI machine the charts resize late
         if await page.evaluate(fits):
             return
         await asyncio.sleep(0.1)
