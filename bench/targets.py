@@ -91,6 +91,8 @@ async def chatter(
             "CHATTER_ENV": "production",
             "CHATTER_SECRET_KEY": secrets.token_urlsafe(48),
             "CHATTER_DATABASE_URL": database_url,
+            # The single-machine deployment the SQLite target measures (refused otherwise).
+            "CHATTER_ALLOW_SQLITE_IN_PRODUCTION": "true",
             "CHATTER_OPENAI_BASE_URL": f"{upstream.base_url}/v1",
             "CHATTER_OPENAI_API_KEY": "bench",
             "CHATTER_DEFAULT_PROVIDER": "openai",
